@@ -1,0 +1,481 @@
+"""The llama.cpp runtime: the only module that imports ``llama_cpp``.
+
+One model is loaded at a time, and one thread (``haven-engine``) creates, uses and frees it, because a
+``Llama`` is not thread-safe. Callers on any thread submit work and read results through queues.
+
+Why Haven drives generation itself instead of ``create_chat_completion``:
+* prompts are tokenized from :mod:`assistant.chat_format` fragments, so text a person typed can never
+  become a control token;
+* pieces are detokenized one token at a time with an incremental UTF-8 decoder (the library's streaming
+  path re-detokenizes the whole completion on every token, which is quadratic);
+* Stop is checked on every token, and ``llama_set_abort_callback`` interrupts a long prompt evaluation.
+  The callback is installed only while the prompt is evaluated, so decoding pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import ctypes
+import io
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import llama_cpp
+
+from assistant.chat import ChatMessage
+from assistant.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
+from assistant.errors import GenerationError, ModelError
+from assistant.gguf import GgufInfo, read_gguf
+from assistant.hardware import detect_hardware, physical_cores
+from assistant.settings import GpuOffload
+
+__all__ = ["Engine", "GenerationStats", "LoadOptions", "ModelInfo", "SamplingParams", "StopReason"]
+
+log = logging.getLogger(__name__)
+native_log = logging.getLogger("assistant.llama_cpp")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    context_length: int = 4096
+    threads: int = 0                   # 0: one per physical core
+    gpu_layers: int = GpuOffload.AUTO  # AUTO, ALL (-1), NONE (0) or a layer count
+    batch_size: int = 512
+    chat_format: str | None = None     # force "llama-2", "chatml" or "jinja"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    path: Path
+    name: str
+    architecture: str
+    size_bytes: int
+    context_length: int
+    trained_context_length: int
+    layer_count: int
+    gpu_layers: int
+    threads: int
+    chat_format: str
+    gpu_offload_supported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int | None = None  # None: a fresh random seed for every request
+
+
+class StopReason(StrEnum):
+    END = "end"              # the model finished its answer
+    LENGTH = "length"        # max_tokens or the context was reached
+    CANCELLED = "cancelled"  # the user pressed Stop
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationStats:
+    prompt_tokens: int
+    reused_prompt_tokens: int    # taken from the KV cache of the previous turn
+    completion_tokens: int
+    prompt_eval_ms: float        # llama.cpp's counter
+    decode_ms: float             # llama.cpp's counter
+    tokens_per_second: float     # decode speed from llama.cpp's counters
+    started_at: float            # time.perf_counter() when the request reached the engine
+    first_token_at: float | None # time.perf_counter() when the first token was sampled
+    stop_reason: StopReason
+    seed: int
+
+
+# --- native logging ----------------------------------------------------------------------------
+# llama.cpp has one process-wide log hook; the ctypes callback must stay referenced for as long as
+# the library may call it, hence a module-level holder (the one piece of module state here).
+# ggml_log_level in current ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continue the last line).
+_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_log_hook: list[Any] = []
+
+
+def _route_native_logs() -> None:
+    if _log_hook:
+        return
+    last = [logging.DEBUG]
+
+    def forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        lvl = last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
+        last[0] = lvl
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message and native_log.isEnabledFor(lvl):
+            native_log.log(lvl, "%s", message)
+
+    callback = llama_cpp.llama_log_callback(forward)
+    _log_hook.append(callback)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+class _StderrToLog(io.TextIOBase):
+    """llama-cpp-python prints load-time chatter with print(file=sys.stderr); send it to the log."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            native_log.debug("%s", text.rstrip())
+        return len(text)
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
+class Engine:
+    """Owns one llama.cpp model on its own thread. Safe to call from any thread."""
+
+    def __init__(self) -> None:
+        _route_native_logs()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="haven-engine", daemon=True)
+        self._llm: Any = None
+        self._info: ModelInfo | None = None
+        self._formatter: ChatFormatter | None = None
+        self._vocab: Any = None
+        self._abort_requested = threading.Event()
+        self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._abort_requested.is_set())
+        self._piece_buffer = ctypes.create_string_buffer(256)
+        self._closed = False
+        self._thread.start()
+
+    # -- thread plumbing -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+        self._free_model()
+
+    def _submit(self, fn: Callable[[], T]) -> Future[T]:
+        if self._closed:
+            raise GenerationError("The model engine has been shut down; restart Haven.")
+        future: Future[T] = Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        if threading.current_thread() is self._thread:
+            return fn()
+        return self._submit(fn).result()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Free the model and stop the engine thread. A generation in progress is stopped first."""
+        if self._closed:
+            return
+        self._abort_requested.set()
+        self._closed = True
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self._info
+
+    def load(self, path: Path, options: LoadOptions = LoadOptions()) -> ModelInfo:
+        """Load ``path`` (unloading any current model). Raises :class:`ModelError` with a sentence."""
+        header = read_gguf(path)  # validates the file before llama.cpp sees it
+        return self._call(lambda: self._load(path, header, options))
+
+    def unload(self) -> None:
+        self._call(self._free_model)
+
+    def _free_model(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm, self._info, self._formatter, self._vocab = None, None, None, None
+
+    def _choose_gpu_layers(self, requested: int, header: GgufInfo, path: Path, n_ctx: int) -> int:
+        if requested != GpuOffload.AUTO:
+            return requested
+        if not llama_cpp.llama_supports_gpu_offload():
+            return 0
+        free = [g.free_bytes for g in detect_hardware().gpus if g.free_bytes is not None]
+        if not free:
+            return GpuOffload.ALL  # unknown memory: try, and fall back to the CPU if loading fails
+        kv_bytes = 2 * header.block_count * n_ctx * max(header.arch_value("embedding_length"), 1) * 2
+        needed = path.stat().st_size + kv_bytes + 512 * 1024**2
+        return GpuOffload.ALL if needed <= max(free) else 0
+
+    def _load(self, path: Path, header: GgufInfo, options: LoadOptions) -> ModelInfo:
+        self._free_model()
+        trained = header.context_length or options.context_length
+        n_ctx = max(256, min(options.context_length, trained))
+        threads = options.threads or physical_cores()
+        gpu_layers = self._choose_gpu_layers(options.gpu_layers, header, path, n_ctx)
+        try:
+            llm = self._construct(path, n_ctx, threads, gpu_layers, options.batch_size)
+        except ModelError:
+            if gpu_layers == 0 or options.gpu_layers != GpuOffload.AUTO:
+                raise
+            log.warning("loading with GPU offload failed; retrying on the CPU")
+            gpu_layers = 0
+            llm = self._construct(path, n_ctx, threads, gpu_layers, options.batch_size)
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        fmt = detect_format(header.chat_template, header.name or path.stem, options.chat_format)
+        formatter = ChatFormatter(
+            fmt, header.chat_template, self._control_tokens(vocab), self._token_names(vocab),
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
+        )
+        layers = header.block_count
+        self._llm, self._vocab, self._formatter = llm, vocab, formatter
+        self._info = ModelInfo(
+            path=path, name=header.name or path.stem, architecture=header.architecture,
+            size_bytes=path.stat().st_size, context_length=llm.n_ctx(), trained_context_length=trained,
+            layer_count=layers, gpu_layers=layers if gpu_layers == GpuOffload.ALL else min(gpu_layers, layers),
+            threads=threads, chat_format=fmt,
+            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+        )
+        log.info("loaded %s: ctx %d, %d threads, %d GPU layers, format %s", path.name,
+                 self._info.context_length, threads, self._info.gpu_layers, fmt)
+        return self._info
+
+    @staticmethod
+    def _construct(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch: int) -> Any:
+        try:
+            # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file
+            # descriptors; native logs go through our log hook, Python-level prints to the log.
+            with contextlib.redirect_stderr(_StderrToLog()):
+                return llama_cpp.Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                    n_gpu_layers=gpu_layers, n_batch=batch, n_ubatch=batch, use_mmap=True, verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
+                "type this version of Haven does not support; try downloading it again or pick another model."
+            ) from exc
+
+    def _token_text(self, vocab: Any, token: int) -> str:
+        raw = llama_cpp.llama_vocab_get_text(vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def _control_tokens(self, vocab: Any) -> dict[str, int]:
+        wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        found: dict[str, int] = {}
+        for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+            if llama_cpp.llama_vocab_get_attr(vocab, token) & wanted:
+                text = self._token_text(vocab, token)
+                if text:
+                    found.setdefault(text, token)
+        return found
+
+    def _token_names(self, vocab: Any) -> TokenNames:
+        bos, eos = llama_cpp.llama_vocab_bos(vocab), llama_cpp.llama_vocab_eos(vocab)
+        return TokenNames(
+            bos_id=bos if bos >= 0 else None, eos_id=eos if eos >= 0 else None,
+            bos_text=self._token_text(vocab, bos) if bos >= 0 else "",
+            eos_text=self._token_text(vocab, eos) if eos >= 0 else "",
+        )
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def _require_model(self) -> Any:
+        if self._llm is None:
+            raise ModelError("No model is loaded. Choose a model first.")
+        return self._llm
+
+    def tokenize_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> list[int]:
+        """The exact prompt tokens for ``messages``; message text is never parsed for control tokens."""
+        return self._call(lambda: self._tokenize_fragments(self._render(messages, add_generation_prompt)))
+
+    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return len(self.tokenize_chat(messages))
+
+    def tokenize_text(self, text: str, *, parse_control: bool = False) -> list[int]:
+        return self._call(lambda: self._tokenize(text, parse_control))
+
+    def token_text(self, token: int) -> str:
+        """The vocabulary text of one token (for tests and diagnostics)."""
+        return self._call(lambda: self._token_text(self._vocab, token))
+
+    def is_control_token(self, token: int) -> bool:
+        return self._call(lambda: bool(llama_cpp.llama_vocab_is_control(self._vocab, token)))
+
+    def _render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Fragment]:
+        self._require_model()
+        assert self._formatter is not None
+        return self._formatter.render(messages, add_generation_prompt=add_generation_prompt)
+
+    def _tokenize(self, text: str, special: bool) -> list[int]:
+        llm = self._require_model()
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def _tokenize_fragments(self, fragments: Sequence[Fragment]) -> list[int]:
+        tokens: list[int] = []
+        for fragment in fragments:
+            if isinstance(fragment, int):
+                tokens.append(fragment)
+            else:
+                tokens += self._tokenize(fragment, special=False)
+        return tokens
+
+    def _piece(self, token: int) -> bytes:
+        """One token's bytes (llama_token_to_piece), growing the buffer when a piece is long."""
+        size = len(self._piece_buffer)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buffer, size, 0, False)
+        if n < 0:
+            self._piece_buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buffer, -n, 0, False)
+        return self._piece_buffer.raw[:n]
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str | GenerationStats]:
+        """Stream text pieces, then one :class:`GenerationStats`. Setting ``cancel`` stops within a token."""
+        return self.generate_tokens(None, params, cancel, messages=messages)
+
+    def generate_tokens(
+        self,
+        prompt: Sequence[int] | None,
+        params: SamplingParams,
+        cancel: threading.Event | None = None,
+        *,
+        messages: Sequence[ChatMessage] | None = None,
+    ) -> Iterator[str | GenerationStats]:
+        stop = cancel if cancel is not None else threading.Event()
+        out: queue.SimpleQueue[str | GenerationStats | BaseException | None] = queue.SimpleQueue()
+
+        def job() -> None:
+            try:
+                tokens = list(prompt) if prompt is not None else self._tokenize_fragments(
+                    self._render(messages or (), True))
+                self._generate(tokens, params, stop, out)
+            except BaseException as exc:
+                out.put(exc)
+            finally:
+                out.put(None)
+
+        self._submit(job)
+        return _drain(out, stop)
+
+    def _generate(
+        self, tokens: list[int], params: SamplingParams, stop: threading.Event,
+        out: queue.SimpleQueue[str | GenerationStats | BaseException | None],
+    ) -> None:
+        llm = self._require_model()
+        started = time.perf_counter()
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise GenerationError(
+                f"The prompt has {len(tokens)} tokens but the context holds {n_ctx}; shorten the conversation.")
+        seed = params.seed if params.seed is not None else secrets.randbits(31)
+        llm.set_seed(seed)
+        reused = _common_prefix(llm._input_ids, tokens)
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        first_token_at: float | None = None
+        produced = 0
+        reason = StopReason.END
+        leading = True
+        self._abort_requested = stop
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
+        stream = llm.generate(
+            tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
+            repeat_penalty=params.repeat_penalty, reset=True,
+        )
+        try:
+            for token in stream:
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                    # The prompt is evaluated: decoding needs no abort hook (Stop is checked per token).
+                    llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
+                if stop.is_set():
+                    reason = StopReason.CANCELLED
+                    break
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    break
+                produced += 1
+                text = decoder.decode(self._piece(token))
+                if leading:
+                    text = text.lstrip()
+                    leading = not text
+                if text:
+                    out.put(text)
+                if produced >= params.max_tokens or llm.n_tokens + 1 >= n_ctx:
+                    reason = StopReason.LENGTH
+                    break
+        except RuntimeError as exc:
+            if not stop.is_set():
+                raise GenerationError(f"llama.cpp failed while generating ({exc}). Try again.") from exc
+            reason = StopReason.CANCELLED  # the abort callback interrupted the prompt evaluation
+        finally:
+            stream.close()
+            llama_cpp.llama_set_abort_callback(llm.ctx, llama_cpp.ggml_abort_callback(), None)
+        tail = decoder.decode(b"", final=True)
+        if tail and not leading:
+            out.put(tail)
+        perf = llama_cpp.llama_perf_context(llm.ctx)
+        out.put(GenerationStats(
+            prompt_tokens=len(tokens), reused_prompt_tokens=min(reused, len(tokens)), completion_tokens=produced,
+            prompt_eval_ms=float(perf.t_p_eval_ms), decode_ms=float(perf.t_eval_ms),
+            tokens_per_second=(1000.0 * perf.n_eval / perf.t_eval_ms) if perf.t_eval_ms > 0 else 0.0,
+            started_at=started, first_token_at=first_token_at, stop_reason=reason, seed=seed,
+        ))
+
+
+def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
+    count = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        count += 1
+    return count
+
+
+def _drain(
+    out: queue.SimpleQueue[str | GenerationStats | BaseException | None], stop: threading.Event
+) -> Iterator[str | GenerationStats]:
+    """Yield what the engine thread produces; closing this iterator early stops the generation."""
+    finished = False
+    try:
+        while True:
+            item = out.get()
+            if item is None:
+                finished = True
+                return
+            if isinstance(item, BaseException):
+                finished = True
+                raise item
+            yield item
+    finally:
+        if not finished:
+            stop.set()

@@ -1,0 +1,218 @@
+"""``ChatSession``: one chat turn from the user's message to a stored reply. The UI and CLI both use it.
+
+A turn: store the user's message; run the input check (a block stops here, with a stored notice);
+assemble the prompt (safety prompt, the user's instructions, history that fits, the new message); stream
+from the engine through the output guard, releasing only what it passes; save the visible text as it
+grows; finish with the guard's whole-reply check and the final row. Stop and crashes leave the reply
+stored and marked incomplete.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from assistant.chat import ChatMessage, Role, plan_context, system_message
+from assistant.engine import Engine, GenerationStats, SamplingParams, StopReason
+from assistant.errors import HavenError, ModelError
+from assistant.safety import (
+    SafetyPolicy,
+    Stage,
+    Verdict,
+    guarded_input_check,
+    guarded_output_guard,
+)
+from assistant.store import ReplyUpdate, Store, StoredMessage, visible_history
+
+__all__ = ["ChatSession", "TextReleased", "TurnEvent", "TurnResult", "TurnStarted"]
+
+log = logging.getLogger(__name__)
+
+# How often the growing reply is written to the database, so a crash loses at most this much.
+PARTIAL_SAVE_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    conversation_id: str
+    user_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextReleased:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    conversation_id: str
+    reply: str                    # the visible reply, or the notice when blocked
+    blocked: bool
+    stage: str | None
+    category: str | None
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float
+    tokens_per_second: float
+    stop_reason: str              # end, length, cancelled, blocked
+    complete: bool
+    reply_message_id: int
+    dropped_history: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The object ``haven-cli chat --json`` prints (see INTERFACES.md)."""
+        return {
+            "reply": self.reply, "blocked": self.blocked, "stage": self.stage, "category": self.category,
+            "model": self.model, "conversation": self.conversation_id, "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens, "ttft_ms": round(self.ttft_ms, 3),
+            "tokens_per_second": round(self.tokens_per_second, 3),
+        }
+
+
+TurnEvent = TurnStarted | TextReleased | TurnResult
+
+
+def _as_chat(messages: list[StoredMessage]) -> list[ChatMessage]:
+    return [ChatMessage(Role(m.role), m.content) for m in visible_history(messages)]
+
+
+class ChatSession:
+    """Runs turns against a loaded engine. ``model_id`` names the loaded model in the store."""
+
+    def __init__(self, engine: Engine, store: Store, policy: SafetyPolicy, *, model_id: str,
+                 sampling: SamplingParams = SamplingParams(), user_instructions: str = "") -> None:
+        self.engine = engine
+        self.store = store
+        self.policy = policy
+        self.model_id = model_id
+        self.sampling = sampling
+        self.user_instructions = user_instructions
+        self._first_kept: dict[str, int] = {}  # per conversation, to keep the prompt prefix stable
+
+    def send(
+        self,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        sampling: SamplingParams | None = None,
+        instructions: str | None = None,
+    ) -> Iterator[TurnEvent]:
+        """Run one turn. Yields :class:`TurnStarted`, then :class:`TextReleased` pieces, then a :class:`TurnResult`."""
+        started = time.perf_counter()
+        cancel = cancel or threading.Event()
+        params = sampling or self.sampling
+        info = self.engine.model
+        if info is None:
+            raise ModelError("No model is loaded. Choose a model first.")
+        if not text.strip():
+            raise HavenError("The message is empty; type something to send.")
+
+        if conversation_id is None:
+            conversation = self.store.create_conversation(
+                self.model_id, instructions=instructions if instructions is not None else self.user_instructions)
+        else:
+            conversation = self.store.conversation(conversation_id)
+            if instructions is not None and instructions != conversation.instructions:
+                self.store.update_conversation(conversation.id, instructions=instructions)
+                conversation = replace(conversation, instructions=instructions)
+        history = _as_chat(self.store.messages(conversation.id))
+        user_id = self.store.add_user_message(conversation.id, text, model=self.model_id)
+        yield TurnStarted(conversation.id, user_id)
+
+        verdict = guarded_input_check(self.policy, history, text)
+        if not verdict.allowed:
+            yield self._blocked_before_generation(conversation.id, user_id, verdict, started)
+            return
+
+        system = system_message(self.policy.system_prompt, conversation.instructions)
+        plan = plan_context(
+            system, history, ChatMessage(Role.USER, text),
+            count_tokens=self.engine.count_chat_tokens, context_length=info.context_length,
+            reply_budget=params.max_tokens, previous_first_kept=self._first_kept.get(conversation.id, 0),
+        )
+        self._first_kept[conversation.id] = plan.first_kept
+        yield from self._generate(conversation.id, plan.messages, params, cancel, started, plan.dropped,
+                                  history, text)
+
+    def _blocked_before_generation(self, conversation_id: str, user_id: int, verdict: Verdict,
+                                   started: float) -> TurnResult:
+        self.store.mark_user_message_blocked(user_id, verdict.stage.value, verdict.category)
+        reply_id = self.store.add_notice(conversation_id, verdict.notice, stage=verdict.stage.value,
+                                         category=verdict.category)
+        return TurnResult(
+            conversation_id, verdict.notice, True, verdict.stage.value, verdict.category, self.model_id,
+            0, 0, (time.perf_counter() - started) * 1000.0, 0.0, "blocked", True, reply_id,
+        )
+
+    def _generate(
+        self, conversation_id: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
+        cancel: threading.Event, started: float, dropped: int, history: list[ChatMessage], text: str,
+    ) -> Iterator[TurnEvent]:
+        guard = guarded_output_guard(self.policy, history, text)
+        reply_id = self.store.start_reply(conversation_id, self.model_id)
+        shown: list[str] = []
+        stats: GenerationStats | None = None
+        block: Verdict | None = None
+        last_save = time.monotonic()
+        stream = self.engine.generate(messages, params, cancel)
+        try:
+            for item in stream:
+                if isinstance(item, GenerationStats):
+                    stats = item
+                    continue
+                if block is not None or cancel.is_set():
+                    continue  # draining: the engine stops within a token; nothing more is shown
+                step = guard.feed(item)
+                if step.release:
+                    shown.append(step.release)
+                    yield TextReleased(step.release)
+                if step.verdict is not None and not step.verdict.allowed:
+                    block = step.verdict
+                    cancel.set()
+                elif time.monotonic() - last_save >= PARTIAL_SAVE_SECONDS:
+                    self.store.save_partial_reply(reply_id, "".join(shown))
+                    last_save = time.monotonic()
+        except BaseException as exc:
+            # Ctrl+C, an engine failure or a crash of the caller: keep what was shown, marked incomplete.
+            reason = "cancelled" if isinstance(exc, KeyboardInterrupt | GeneratorExit) else "error"
+            cancel.set()
+            self.store.finish_reply(reply_id, ReplyUpdate("".join(shown), False, reason))
+            raise
+        finally:
+            stream.close()
+
+        if block is None and not (stats and stats.stop_reason is StopReason.CANCELLED):
+            final = guard.finish()
+            if final.verdict is not None and not final.verdict.allowed:
+                block = final.verdict
+            elif final.release:
+                shown.append(final.release)
+                yield TextReleased(final.release)
+        result = self._finish(conversation_id, reply_id, "".join(shown), stats, block, started, dropped)
+        yield result
+
+    def _finish(self, conversation_id: str, reply_id: int, visible: str, stats: GenerationStats | None,
+                block: Verdict | None, started: float, dropped: int) -> TurnResult:
+        prompt_tokens = stats.prompt_tokens if stats else 0
+        completion = stats.completion_tokens if stats else 0
+        first = stats.first_token_at if stats and stats.first_token_at is not None else None
+        ttft_ms = (first - started) * 1000.0 if first is not None else 0.0
+        tps = stats.tokens_per_second if stats else 0.0
+        if block is not None:
+            # The blocked span is never stored: the reply becomes the notice.
+            update = ReplyUpdate(block.notice, True, "blocked", prompt_tokens, completion, ttft_ms, tps,
+                                 True, Stage.OUTPUT.value, block.category)
+        else:
+            reason = stats.stop_reason.value if stats else StopReason.CANCELLED.value
+            complete = reason in (StopReason.END.value, StopReason.LENGTH.value)
+            update = ReplyUpdate(visible, complete, reason, prompt_tokens, completion, ttft_ms, tps)
+        self.store.finish_reply(reply_id, update)
+        return TurnResult(
+            conversation_id, update.content, block is not None, update.stage, update.category, self.model_id,
+            prompt_tokens, completion, ttft_ms, tps, update.stop_reason, update.complete, reply_id, dropped,
+        )
