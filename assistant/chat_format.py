@@ -148,7 +148,7 @@ class ChatFormatter:
             # The template transforms message text (it is not only placed): render the real text, with
             # control strings in it defused, so they still cannot become control tokens.
             log.warning("chat template rewrites message content; defusing control strings instead")
-            real = [{"role": m.role.value, "content": self._defuse(c)} for m, c in zip(messages, contents)]
+            real = [{"role": m.role.value, "content": self._defuse(c)} for m, c in zip(messages, contents, strict=True)]
             return self._with_bos(self._split_controls(self._render_template(real, add_generation_prompt)))
         fragments: list[Fragment] = []
         position = 0

@@ -255,7 +255,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="log details to stderr and show tracebacks")
     parser = _Parser(prog="haven-cli", description="Haven: chat privately with local models.",

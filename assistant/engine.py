@@ -23,7 +23,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -269,10 +269,12 @@ class Engine:
             # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file
             # descriptors; native logs go through our log hook, Python-level prints to the log.
             with contextlib.redirect_stderr(_StderrToLog()):
-                return llama_cpp.Llama(
+                llm = llama_cpp.Llama(
                     model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                     n_gpu_layers=gpu_layers, n_batch=batch, n_ubatch=batch, use_mmap=True, verbose=True,
                 )
+            llm.verbose = False  # after loading, `verbose` only makes generate() print cache hits to stderr
+            return llm
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(
                 f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
@@ -359,7 +361,7 @@ class Engine:
         messages: Sequence[ChatMessage],
         params: SamplingParams,
         cancel: threading.Event | None = None,
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Generator[str | GenerationStats, None, None]:
         """Stream text pieces, then one :class:`GenerationStats`. Setting ``cancel`` stops within a token."""
         return self.generate_tokens(None, params, cancel, messages=messages)
 
@@ -370,7 +372,7 @@ class Engine:
         cancel: threading.Event | None = None,
         *,
         messages: Sequence[ChatMessage] | None = None,
-    ) -> Iterator[str | GenerationStats]:
+    ) -> Generator[str | GenerationStats, None, None]:
         stop = cancel if cancel is not None else threading.Event()
         out: queue.SimpleQueue[str | GenerationStats | BaseException | None] = queue.SimpleQueue()
 
@@ -463,7 +465,7 @@ def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
 
 def _drain(
     out: queue.SimpleQueue[str | GenerationStats | BaseException | None], stop: threading.Event
-) -> Iterator[str | GenerationStats]:
+) -> Generator[str | GenerationStats, None, None]:
     """Yield what the engine thread produces; closing this iterator early stops the generation."""
     finished = False
     try:

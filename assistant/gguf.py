@@ -110,11 +110,11 @@ def _value(handle: BinaryIO, type_tag: int) -> Any:
 
 
 class _SkippedArray(list[Any]):
-    """Stands in for an array too long to keep; ``len()`` is 0, ``count`` is its real length."""
+    """Stands in for an array too long to keep; ``len()`` is 0, ``total`` is its real length."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, total: int) -> None:
         super().__init__()
-        self.count = count
+        self.total = total
 
 
 def read_gguf(path: Path) -> GgufInfo:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Generator
+from dataclasses import dataclass
 
 from assistant.chat import ChatMessage, Role, plan_context, system_message
 from assistant.engine import Engine, GenerationStats, SamplingParams, StopReason
@@ -25,7 +25,7 @@ from assistant.safety import (
     guarded_input_check,
     guarded_output_guard,
 )
-from assistant.store import ReplyUpdate, Store, StoredMessage, visible_history
+from assistant.store import Conversation, ReplyUpdate, Store, StoredMessage, visible_history
 
 __all__ = ["ChatSession", "TextReleased", "TurnEvent", "TurnResult", "TurnStarted"]
 
@@ -61,7 +61,8 @@ class TurnResult:
     stop_reason: str              # end, length, cancelled, blocked
     complete: bool
     reply_message_id: int
-    dropped_history: int = 0
+    dropped_history: int = 0        # history messages left out to fit the context
+    reused_prompt_tokens: int = 0   # prompt tokens served from the KV cache of the previous turn
 
     def to_json(self) -> dict[str, object]:
         """The object ``haven-cli chat --json`` prints (see INTERFACES.md)."""
@@ -101,7 +102,7 @@ class ChatSession:
         cancel: threading.Event | None = None,
         sampling: SamplingParams | None = None,
         instructions: str | None = None,
-    ) -> Iterator[TurnEvent]:
+    ) -> Generator[TurnEvent, None, None]:
         """Run one turn. Yields :class:`TurnStarted`, then :class:`TextReleased` pieces, then a :class:`TurnResult`."""
         started = time.perf_counter()
         cancel = cancel or threading.Event()
@@ -112,32 +113,37 @@ class ChatSession:
         if not text.strip():
             raise HavenError("The message is empty; type something to send.")
 
-        if conversation_id is None:
-            conversation = self.store.create_conversation(
-                self.model_id, instructions=instructions if instructions is not None else self.user_instructions)
-        else:
-            conversation = self.store.conversation(conversation_id)
-            if instructions is not None and instructions != conversation.instructions:
-                self.store.update_conversation(conversation.id, instructions=instructions)
-                conversation = replace(conversation, instructions=instructions)
-        history = _as_chat(self.store.messages(conversation.id))
-        user_id = self.store.add_user_message(conversation.id, text, model=self.model_id)
-        yield TurnStarted(conversation.id, user_id)
+        existing = self.store.conversation(conversation_id) if conversation_id is not None else None
+        history = _as_chat(self.store.messages(existing.id)) if existing is not None else []
+        if instructions is None:
+            instructions = existing.instructions if existing is not None else self.user_instructions
 
         verdict = guarded_input_check(self.policy, history, text)
-        if not verdict.allowed:
-            yield self._blocked_before_generation(conversation.id, user_id, verdict, started)
+        plan = None
+        if verdict.allowed:
+            # Planned before anything is stored: a message that cannot fit is refused and leaves no trace.
+            plan = plan_context(
+                system_message(self.policy.system_prompt, instructions), history, ChatMessage(Role.USER, text),
+                count_tokens=self.engine.count_chat_tokens, context_length=info.context_length,
+                reply_budget=params.max_tokens,
+                previous_first_kept=self._first_kept.get(conversation_id or "", 0),
+            )
+        conversation_id = self._conversation_for_turn(existing, instructions)
+        user_id = self.store.add_user_message(conversation_id, text, model=self.model_id)
+        yield TurnStarted(conversation_id, user_id)
+        if plan is None:
+            yield self._blocked_before_generation(conversation_id, user_id, verdict, started)
             return
-
-        system = system_message(self.policy.system_prompt, conversation.instructions)
-        plan = plan_context(
-            system, history, ChatMessage(Role.USER, text),
-            count_tokens=self.engine.count_chat_tokens, context_length=info.context_length,
-            reply_budget=params.max_tokens, previous_first_kept=self._first_kept.get(conversation.id, 0),
-        )
-        self._first_kept[conversation.id] = plan.first_kept
-        yield from self._generate(conversation.id, plan.messages, params, cancel, started, plan.dropped,
+        self._first_kept[conversation_id] = plan.first_kept
+        yield from self._generate(conversation_id, plan.messages, params, cancel, started, plan.dropped,
                                   history, text)
+
+    def _conversation_for_turn(self, existing: Conversation | None, instructions: str) -> str:
+        if existing is None:
+            return self.store.create_conversation(self.model_id, instructions=instructions).id
+        if instructions != existing.instructions:
+            self.store.update_conversation(existing.id, instructions=instructions)
+        return existing.id
 
     def _blocked_before_generation(self, conversation_id: str, user_id: int, verdict: Verdict,
                                    started: float) -> TurnResult:
@@ -152,7 +158,7 @@ class ChatSession:
     def _generate(
         self, conversation_id: str, messages: tuple[ChatMessage, ...], params: SamplingParams,
         cancel: threading.Event, started: float, dropped: int, history: list[ChatMessage], text: str,
-    ) -> Iterator[TurnEvent]:
+    ) -> Generator[TurnEvent, None, None]:
         guard = guarded_output_guard(self.policy, history, text)
         reply_id = self.store.start_reply(conversation_id, self.model_id)
         shown: list[str] = []
@@ -215,4 +221,5 @@ class ChatSession:
         return TurnResult(
             conversation_id, update.content, block is not None, update.stage, update.category, self.model_id,
             prompt_tokens, completion, ttft_ms, tps, update.stop_reason, update.complete, reply_id, dropped,
+            stats.reused_prompt_tokens if stats else 0,
         )

