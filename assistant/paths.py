@@ -64,7 +64,8 @@ class AppPaths:
 
     @property
     def partial_downloads_dir(self) -> Path:
-        return self.cache_dir / "partial-downloads"
+        # Beside the models, so the finished file is moved into place by a rename on the same disk.
+        return self.models_dir / ".partial"
 
     @property
     def safety_log_file(self) -> Path:

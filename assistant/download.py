@@ -1,0 +1,520 @@
+"""Downloading GGUF files from the Hugging Face hub: resumable, verified, cancellable, explained.
+
+huggingface_hub provides the URLs, the file metadata (HEAD: commit, ETag/X-Linked-Etag = the LFS sha256,
+X-Linked-Size), the authentication headers, its HTTP client and its error types. The transfer itself is
+Haven's: huggingface_hub 2.x deletes partial files when a download fails, so a dropped connection or a
+restart would start a multi-gigabyte file from zero.
+
+How a download goes:
+1. Metadata: size, sha256 and commit. The expected sha256 is the catalog's when it has one, else the
+   hub's (the LFS ETag, or the file listing of ``/api/models/...``); without one nothing is installed.
+2. Free disk space is checked for what is left to fetch plus a margin.
+3. Bytes go to ``models/.partial/<id>.gguf.part``; a sidecar ``.json`` records the URL, commit, ETag
+   and size. If any of them changed since, the partial file is discarded and the download restarts.
+4. A partial file is resumed with ``Range: bytes=N-``; a ``206`` with the matching ``Content-Range`` is
+   appended, a ``200`` means the server ignored the range, so the file restarts from the beginning.
+5. Transient errors (connection dropped, timeouts, 5xx, 429) are retried with exponential backoff,
+   always from the bytes already on disk.
+6. The sha256 is computed while writing; only a match (and a readable GGUF header) is moved into the
+   models folder, atomically, and recorded as installed. A mismatch deletes the partial file.
+Pause keeps the partial file; cancel deletes it. Both are outcomes, not errors, and take effect within
+a second, even on a stalled connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub reads its settings
+
+import httpx2
+from huggingface_hub import (
+    HfApi,
+    get_hf_file_metadata,
+    get_session,
+    hf_hub_url,
+    hf_raise_for_status,
+)
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils._headers import build_hf_headers
+
+from assistant.errors import HavenError
+from assistant.gguf import read_gguf
+from assistant.models import ModelRecord, ModelRegistry, sanitize_id
+from assistant.paths import AppPaths
+
+__all__ = [
+    "DiskFullError", "DownloadError", "DownloadProgress", "DownloadResult", "DownloadSpec", "DownloadState",
+    "Downloader",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+DISK_MARGIN_BYTES = 200 * 1024**2
+
+
+class DownloadError(HavenError):
+    """A download failed; the message says why and what to do."""
+
+
+class DiskFullError(DownloadError):
+    pass
+
+
+class DownloadState(StrEnum):
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    VERIFYING = "verifying"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadSpec:
+    model_id: str
+    repo: str
+    file: str
+    revision: str = "main"
+    sha256: str | None = None        # from the catalog; else taken from the hub
+    size_bytes: int | None = None
+    name: str = ""
+    license: str = ""
+    tags: tuple[str, ...] = ("chat",)
+    chat_format: str | None = None
+    endpoint: str | None = None      # None: HF_ENDPOINT or the public hub
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgress:
+    state: DownloadState
+    downloaded: int
+    total: int | None
+    bytes_per_second: float
+    seconds_left: float | None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    state: DownloadState             # COMPLETED, PAUSED or CANCELLED
+    path: Path | None
+    sha256: str | None
+    resumed_from: int = 0            # bytes that were already on disk when this run started
+
+
+@dataclass(frozen=True, slots=True)
+class _Remote:
+    url: str
+    commit: str | None
+    etag: str | None
+    size: int | None
+    sha256: str | None
+
+
+class _Restart(Exception):
+    """The partial file cannot be continued (the server ignored Range or the file changed)."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _is_sha256(value: str | None) -> bool:
+    return bool(value) and len(value or "") == 64 and all(c in "0123456789abcdef" for c in (value or "").lower())
+
+
+class Downloader:
+    """Fetches one file at a time into the models folder. Thread-safe per call; no state between calls."""
+
+    def __init__(
+        self, paths: AppPaths, registry: ModelRegistry, *, token: str | None = None, retries: int = 6,
+        backoff_seconds: float = 1.0, timeout_seconds: float = 30.0,
+        disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free,
+    ) -> None:
+        self._paths = paths
+        self._registry = registry
+        self._token = token
+        self._retries = retries
+        self._backoff = backoff_seconds
+        self._timeout = timeout_seconds
+        self._disk_free = disk_free
+
+    # -- public --------------------------------------------------------------------------------
+
+    def partial_path(self, spec: DownloadSpec) -> Path:
+        return self._paths.partial_downloads_dir / f"{sanitize_id(spec.model_id)}.gguf.part"
+
+    def download(
+        self, spec: DownloadSpec, *, progress: Callable[[DownloadProgress], None] | None = None,
+        stop: threading.Event | None = None, discard_on_stop: bool = False,
+    ) -> DownloadResult:
+        """Download, verify and install ``spec``. ``stop`` pauses (or cancels, with ``discard_on_stop``)."""
+        stop = stop or threading.Event()
+        report = progress or (lambda _p: None)
+        part = self.partial_path(spec)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            remote = self._metadata(spec)
+            expected = self._expected_sha256(spec, remote)
+            total = remote.size or spec.size_bytes
+            resumed_from = self._prepare_partial(part, spec, remote)
+            self._check_space(part, total)
+            digest = self._transfer(part, spec, remote, total, stop, report)
+        except _Stopped:
+            if discard_on_stop:
+                self.discard(spec)
+            state = DownloadState.CANCELLED if discard_on_stop else DownloadState.PAUSED
+            report(DownloadProgress(state, _size(part), None, 0.0, None))
+            return DownloadResult(state, None, None)
+        report(DownloadProgress(DownloadState.VERIFYING, _size(part), total, 0.0, None))
+        installed = self._install(part, spec, remote, expected, digest)
+        report(DownloadProgress(DownloadState.COMPLETED, installed.stat().st_size, total, 0.0, 0.0))
+        return DownloadResult(DownloadState.COMPLETED, installed, expected, resumed_from)
+
+    def discard(self, spec: DownloadSpec) -> None:
+        part = self.partial_path(spec)
+        for path in (part, _sidecar(part)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def _endpoint(self, spec: DownloadSpec) -> str:
+        return (spec.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+    def _metadata(self, spec: DownloadSpec) -> _Remote:
+        endpoint = self._endpoint(spec)
+        url = hf_hub_url(spec.repo, spec.file, revision=spec.revision, endpoint=endpoint)
+        meta = self._with_retries(lambda: get_hf_file_metadata(
+            url, token=self._token or False, timeout=self._timeout, endpoint=endpoint), spec, threading.Event())
+        etag = meta.etag
+        return _Remote(url, meta.commit_hash, etag, meta.size, etag.lower() if _is_sha256(etag) else None)
+
+    def _expected_sha256(self, spec: DownloadSpec, remote: _Remote) -> str:
+        if spec.sha256:
+            if remote.sha256 and remote.sha256 != spec.sha256.lower():
+                raise DownloadError(
+                    f"The hub's copy of {spec.file} is not the file Haven's catalog vouches for (its checksum "
+                    "changed). Nothing was downloaded; update Haven to get the current catalog.")
+            return spec.sha256.lower()
+        if remote.sha256:
+            return remote.sha256
+        # Not an LFS ETag: ask the file listing, which carries the LFS sha256 of every file.
+        try:
+            info = HfApi(endpoint=self._endpoint(spec)).model_info(
+                spec.repo, revision=remote.commit or spec.revision, files_metadata=True, token=self._token or False)
+        except Exception as exc:
+            raise self._explain(exc, spec) from exc
+        for sibling in info.siblings or []:
+            if sibling.rfilename == spec.file and sibling.lfs is not None and _is_sha256(sibling.lfs.sha256):
+                return str(sibling.lfs.sha256).lower()
+        raise DownloadError(
+            f"The hub publishes no checksum for {spec.repo}/{spec.file}, so Haven cannot verify it and will not "
+            "install it. Download it yourself and use `haven-cli models import` if you trust it.")
+
+    # -- partial file --------------------------------------------------------------------------
+
+    def _prepare_partial(self, part: Path, spec: DownloadSpec, remote: _Remote) -> int:
+        """Keep the partial file only if it belongs to the very same remote file; returns its size."""
+        wanted = {"url": remote.url, "commit": remote.commit, "etag": remote.etag, "size": remote.size,
+                  "repo": spec.repo, "file": spec.file}
+        try:
+            recorded = json.loads(_sidecar(part).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = None
+        size = _size(part)
+        if size and (recorded != wanted or (remote.size is not None and size > remote.size)):
+            log.info("partial download of %s does not match the remote file any more; restarting", spec.file)
+            self.discard(spec)
+            size = 0
+        _sidecar(part).write_text(json.dumps(wanted), encoding="utf-8")
+        return size
+
+    def _check_space(self, part: Path, total: int | None) -> None:
+        if total is None:
+            return
+        needed = max(total - _size(part), 0) + DISK_MARGIN_BYTES
+        free = self._disk_free(part.parent)
+        if free < needed:
+            raise DiskFullError(
+                f"Not enough disk space: this download needs {_human(needed)} (with a safety margin) but only "
+                f"{_human(free)} is free in {part.parent}. Free some space and try again; what was already "
+                "downloaded is kept.")
+
+    # -- transfer ------------------------------------------------------------------------------
+
+    def _transfer(self, part: Path, spec: DownloadSpec, remote: _Remote, total: int | None,
+                  stop: threading.Event, report: Callable[[DownloadProgress], None]) -> str:
+        hasher = _hash_file(part)
+        meter = _Meter(total, report)
+        attempt = 0
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            offset = _size(part)
+            if total is not None and offset >= total:
+                return str(hasher.hexdigest())
+            meter.start_at(offset)
+            try:
+                self._fetch_from(part, offset, remote, spec, hasher, meter, stop)
+                attempt = 0
+                if total is None:
+                    return str(hasher.hexdigest())
+            except _Restart as restart:
+                meter.note(str(restart))
+                with part.open("wb"):
+                    pass
+                hasher = hashlib.sha256()
+            except _Stopped:
+                raise
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFullError(
+                        f"The disk filled up while downloading {spec.file}. Free some space and run the "
+                        "download again; it continues where it stopped.") from exc
+                if not isinstance(exc, httpx2.TransportError | HfHubHTTPError):
+                    raise DownloadError(f"Haven could not write {part} ({exc.strerror or exc}).") from exc
+                attempt = self._retry_or_raise(exc, attempt, spec, stop, meter)
+            except httpx2.TransportError as exc:
+                attempt = self._retry_or_raise(exc, attempt, spec, stop, meter)
+
+    def _fetch_from(self, part: Path, offset: int, remote: _Remote, spec: DownloadSpec, hasher: Any,
+                    meter: _Meter, stop: threading.Event) -> None:
+        headers = build_hf_headers(token=self._token or False)
+        headers["Accept-Encoding"] = "identity"
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with get_session().stream("GET", remote.url, headers=headers, timeout=self._timeout,
+                                  follow_redirects=True) as response:
+            if response.status_code == 416 and offset:
+                raise _Restart("The server refused to continue the partial file; starting again.")
+            if response.status_code >= 400:
+                response.read()
+                hf_raise_for_status(response)
+            if offset and response.status_code != 206:
+                raise _Restart("The server does not support resuming, so the download restarted from the beginning.")
+            if offset and not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                raise _Restart("The server answered a different part of the file; starting again.")
+            watcher = _StopWatcher(stop, response)
+            try:
+                with part.open("ab") as handle:
+                    for chunk in response.iter_bytes():  # as the bytes arrive, so a pause keeps them
+                        if stop.is_set():
+                            raise _Stopped
+                        self._write(handle, chunk)
+                        hasher.update(chunk)
+                        meter.add(len(chunk))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except (httpx2.StreamClosed, httpx2.ReadError):
+                if stop.is_set():
+                    raise _Stopped from None
+                raise
+            finally:
+                watcher.finish()
+
+    def _write(self, handle: BinaryIO, chunk: bytes) -> None:
+        """The one place bytes reach the disk (tests inject a full disk here)."""
+        handle.write(chunk)
+
+    def _retry_or_raise(self, exc: Exception, attempt: int, spec: DownloadSpec, stop: threading.Event,
+                        meter: _Meter) -> int:
+        if not _transient(exc) or attempt >= self._retries:
+            raise self._explain(exc, spec) from exc
+        delay = self._backoff * (2**attempt)
+        meter.note(f"Connection problem ({type(exc).__name__}); retrying in {delay:.0f} s.")
+        log.info("download of %s: %s; retry %d in %.1f s", spec.file, exc, attempt + 1, delay)
+        if stop.wait(delay):
+            raise _Stopped
+        return attempt + 1
+
+    def _with_retries(self, call: Callable[[], Any], spec: DownloadSpec, stop: threading.Event) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if isinstance(exc, HavenError):
+                    raise
+                if not _transient(exc) or attempt >= self._retries:
+                    raise self._explain(exc, spec) from exc
+                if stop.wait(self._backoff * (2**attempt)):
+                    raise _Stopped from exc
+                attempt += 1
+
+    # -- finishing -----------------------------------------------------------------------------
+
+    def _install(self, part: Path, spec: DownloadSpec, remote: _Remote, expected: str, digest: str) -> Path:
+        if digest != expected:
+            self.discard(spec)
+            raise DownloadError(
+                f"The downloaded {spec.file} did not match its published checksum, so it was deleted and nothing "
+                "was installed. Try again; if it keeps happening the server or a proxy is altering the file.")
+        try:
+            read_gguf(part)
+        except HavenError as exc:
+            self.discard(spec)
+            raise DownloadError(f"The downloaded file is not a usable model: {exc}") from exc
+        target = self._paths.models_dir / f"{sanitize_id(spec.model_id)}.gguf"
+        os.replace(part, target)
+        with contextlib.suppress(FileNotFoundError):
+            _sidecar(part).unlink()
+        self._registry.record(sanitize_id(spec.model_id), ModelRecord(
+            name=spec.name or spec.file.removesuffix(".gguf"), file=target.name, sha256=expected,
+            size_bytes=target.stat().st_size, license=spec.license, tags=list(spec.tags), repo=spec.repo,
+            revision=spec.revision, commit=remote.commit, chat_format=spec.chat_format,
+        ))
+        return target
+
+    def _explain(self, exc: Exception, spec: DownloadSpec) -> DownloadError:
+        where = f"{spec.repo}/{spec.file}"
+        if isinstance(exc, DownloadError):
+            return exc
+        if isinstance(exc, GatedRepoError):
+            return DownloadError(
+                f"{spec.repo} is a gated model: accept its licence on its Hugging Face page with your account, "
+                "then save your access token with `haven-cli hf-token set` and try again.")
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401 or (status == 403 and self._token):
+            return DownloadError(
+                "Hugging Face refused the access token. Check that it is valid and has read access, then save it "
+                "again with `haven-cli hf-token set`.")
+        if isinstance(exc, RevisionNotFoundError):
+            return DownloadError(f"The revision {spec.revision!r} of {spec.repo} does not exist on the hub.")
+        if isinstance(exc, EntryNotFoundError):
+            return DownloadError(f"{where} was not found on the hub: check the file name.")
+        if isinstance(exc, RepositoryNotFoundError):
+            return DownloadError(
+                f"The repository {spec.repo} was not found on the hub (or it is private). Check the name; for a "
+                "private or gated model, save your access token with `haven-cli hf-token set`.")
+        if isinstance(exc, OfflineModeIsEnabled):
+            return DownloadError("Downloads are switched off (HF_HUB_OFFLINE is set). Unset it to download models.")
+        if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return DownloadError(
+                f"Haven cannot reach {self._endpoint(spec)}: you seem to be offline. Check the connection and run "
+                "the download again; it continues where it stopped.")
+        if isinstance(exc, httpx2.TransportError):
+            return DownloadError(
+                f"The connection kept failing while downloading {where} ({type(exc).__name__}). Run the download "
+                "again later; it continues where it stopped.")
+        if isinstance(exc, HfHubHTTPError):
+            return DownloadError(f"The hub answered with an error for {where} (HTTP {status}). Try again later.")
+        return DownloadError(f"Downloading {where} failed ({type(exc).__name__}: {exc}).")
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+        return True  # may be a blip; retried a few times before "offline" is the answer
+    if isinstance(exc, httpx2.TransportError):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, HfHubHTTPError) and status is not None and (status >= 500 or status == 429)
+
+
+class _StopWatcher:
+    """Closes the response when ``stop`` is set, so a stalled read returns within a fraction of a second."""
+
+    def __init__(self, stop: threading.Event, response: httpx2.Response) -> None:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(stop, response), daemon=True,
+                                        name="haven-download-stop")
+        self._thread.start()
+
+    def _watch(self, stop: threading.Event, response: httpx2.Response) -> None:
+        while not self._done.is_set():
+            if stop.wait(0.1):
+                with contextlib.suppress(Exception):
+                    response.close()
+                return
+
+    def finish(self) -> None:
+        self._done.set()
+        self._thread.join(1.0)
+
+
+class _Meter:
+    """Progress with speed over a sliding window and time left; at most ~10 reports a second."""
+
+    def __init__(self, total: int | None, report: Callable[[DownloadProgress], None]) -> None:
+        self.total = total
+        self.report = report
+        self.downloaded = 0
+        self.samples: list[tuple[float, int]] = []
+        self.last_report = 0.0
+        self.message = ""
+
+    def start_at(self, offset: int) -> None:
+        self.downloaded = offset
+
+    def note(self, message: str) -> None:
+        self.message = message
+        self._emit(force=True)
+
+    def add(self, count: int) -> None:
+        self.downloaded += count
+        self._emit()
+
+    def _emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        self.samples.append((now, self.downloaded))
+        self.samples = [s for s in self.samples if now - s[0] <= 5.0]
+        if not force and now - self.last_report < 0.1:
+            return
+        self.last_report = now
+        first_t, first_n = self.samples[0]
+        speed = (self.downloaded - first_n) / (now - first_t) if now > first_t else 0.0
+        left = (self.total - self.downloaded) / speed if self.total and speed > 0 else None
+        self.report(DownloadProgress(DownloadState.DOWNLOADING, self.downloaded, self.total, speed, left,
+                                     self.message))
+
+
+def _sidecar(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _hash_file(path: Path) -> Any:
+    hasher = hashlib.sha256()
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
+        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
+            hasher.update(block)
+    return hasher
+
+
+def _human(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1000
+    return f"{count} B"
+
