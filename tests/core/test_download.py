@@ -104,7 +104,7 @@ def test_not_found_is_a_sentence(hub, paths, kwargs, words) -> None:
 def test_gated_and_unauthorized_are_explained(hub, paths) -> None:
     server, url = hub
     server.switches.gated = True
-    with pytest.raises(DownloadError, match="gated model.*hf-token set"):
+    with pytest.raises(DownloadError, match=r"gated model.*hf-token set"):
         downloader(paths).download(spec(url))
     server.switches.gated = False
     server.switches.required_token = "right-token"
@@ -195,7 +195,7 @@ class FullDiskDownloader(Downloader):
 
 
 def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_keeps_the_partial_file(hub, paths) -> None:
-    server, url = hub
+    _, url = hub
     full = FullDiskDownloader(paths, ModelRegistry(paths), backoff_seconds=0.01)
     with pytest.raises(DiskFullError, match="disk filled up"):
         full.download(spec(url))
