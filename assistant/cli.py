@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant import __version__
+from assistant.cli_models import add_model_commands
 from assistant.engine import Engine, LoadOptions, SamplingParams
 from assistant.errors import HavenError, UsageError
 from assistant.export import conversations_to_markdown, export_json
@@ -61,9 +62,10 @@ class Core:
     def safety_policy(self) -> SafetyPolicy:
         return PassThroughPolicy()
 
-    def load_options(self) -> LoadOptions:
+    def load_options(self, chat_format: str | None = None) -> LoadOptions:
         s = self.settings
-        return LoadOptions(context_length=s.context_length, threads=s.threads, gpu_layers=s.gpu_layers)
+        return LoadOptions(context_length=s.context_length, threads=s.threads, gpu_layers=s.gpu_layers,
+                           chat_format=chat_format)
 
     def sampling(self, args: argparse.Namespace) -> SamplingParams:
         s = self.settings
@@ -109,7 +111,7 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
 def _open_session(core: Core, model_id: str) -> ChatSession:
     model = core.registry.get(model_id)
     engine = Engine()
-    engine.load(model.path, core.load_options())
+    engine.load(model.path, core.load_options(model.chat_format))
     return ChatSession(engine, core.store, core.safety_policy(), model_id=model_id,
                        user_instructions=core.settings.user_instructions)
 
@@ -229,21 +231,6 @@ def cmd_history_export(core: Core, args: argparse.Namespace, out: TextIO) -> int
     return EXIT_OK
 
 
-def cmd_models_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
-    default = core.registry.default_id(core.settings.default_model)
-    models = core.registry.installed()
-    if args.json:
-        out.write(json.dumps([
-            {"id": m.id, "name": m.name, "installed": True, "default": m.id == default, "path": str(m.path),
-             "size_bytes": m.size_bytes, "sha256": None, "license": m.license, "tags": list(m.tags)}
-            for m in models], indent=2) + "\n")
-        return EXIT_OK
-    for m in models:
-        mark = "*" if m.id == default else " "
-        out.write(f"{mark} {m.id:28s} {m.size_bytes / 1024**2:8.1f} MiB  {m.name}\n")
-    return EXIT_OK
-
-
 # --- argument parsing --------------------------------------------------------------------------
 
 
@@ -287,11 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE")
     export.set_defaults(handler=cmd_history_export)
 
-    models = commands.add_parser("models", parents=[common], help="installed models")
-    model_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    mlist = model_commands.add_parser("list", parents=[common], help="installed models")
-    mlist.add_argument("--json", action="store_true")
-    mlist.set_defaults(handler=cmd_models_list)
+    add_model_commands(commands, common, _Parser)
     return parser
 
 

@@ -50,6 +50,7 @@ class InstalledModel:
     tags: tuple[str, ...]
     sha256: str | None = None
     imported: bool = False
+    chat_format: str | None = None  # forced format (Meta's reference for Llama 2), else the GGUF's template
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ class ModelRegistry:
             known_files.add(rec.file or "")
             if model_id != STARTER_MODEL_ID and path.is_file():
                 models.append(InstalledModel(model_id, rec.name, path, path.stat().st_size, rec.license,
-                                             tuple(rec.tags), rec.sha256, rec.path is not None))
+                                             tuple(rec.tags), rec.sha256, rec.path is not None, rec.chat_format))
         if folder.is_dir():  # .gguf files a person put in the folder by hand
             for path in sorted(folder.glob("*.gguf")):
                 model_id = sanitize_id(path.stem)

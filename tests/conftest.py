@@ -12,9 +12,10 @@ import pytest
 def haven_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "haven-home"
     monkeypatch.setenv("HAVEN_HOME", str(home))
-    # Belt and braces for the offline promise: nothing in a test may reach the hub.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Downloads in tests go to a local server given explicitly; never to the real hub.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing answers
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     return home
 
 

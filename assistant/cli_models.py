@@ -1,0 +1,198 @@
+"""``haven-cli models ...`` and ``haven-cli hf-token ...``: the catalog, downloads, imports, the token."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from assistant.catalog import load_catalog
+from assistant.credentials import TokenStore
+from assistant.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
+from assistant.errors import ModelError, UsageError
+from assistant.hardware import detect_hardware
+from assistant.model_listing import model_rows
+from assistant.models import STARTER_MODEL_ID, sanitize_id
+from assistant.settings import save_settings
+
+if TYPE_CHECKING:
+    from assistant.cli import Core
+
+__all__ = ["add_model_commands"]
+
+EXIT_CANCELLED = 130
+FIT_WORDS = {"yes": "fits", "tight": "tight", "no": "won't fit"}
+
+
+def _gib(count: int) -> str:
+    return f"{count / 1024**3:.1f} GiB"
+
+
+def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    hardware = detect_hardware()
+    rows = model_rows(load_catalog(), core.registry, hardware, context_length=core.settings.context_length,
+                      default_id=core.registry.default_id(core.settings.default_model))
+    if args.json:
+        out.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        return 0
+    out.write(f"This computer: {hardware.describe()}\n\n")
+    for r in rows:
+        marks = ("*" if r.default else " ") + ("+" if r.installed else " ")
+        extra = "  recommended" if r.recommended else ""
+        out.write(f"{marks} {r.id:28s} {_gib(r.size_bytes):>9s}  needs {_gib(r.ram_required_bytes):>8s}  "
+                  f"{FIT_WORDS[r.fits.value]:9s} {r.license}{extra}\n")
+    out.write("\n* default   + installed\n")
+    return 0
+
+
+def _spec(core: Core, args: argparse.Namespace) -> DownloadSpec:
+    if args.repo or args.file:
+        if not (args.repo and args.file) or args.id:
+            raise UsageError("Give a catalog id, or both --repo OWNER/NAME and --file FILE.gguf.")
+        if not args.file.endswith(".gguf") or "/" in args.file or ".." in args.file:
+            raise UsageError("--file must be the name of a .gguf file in the repository.")
+        return DownloadSpec(model_id=sanitize_id(args.file.removesuffix(".gguf")), repo=args.repo, file=args.file,
+                            revision=args.revision or "main", endpoint=args.endpoint)
+    if not args.id:
+        raise UsageError("Give a catalog id (see `haven-cli models list`) or --repo and --file.")
+    entry = load_catalog().get(args.id)
+    if entry is None or entry.repo is None:
+        raise ModelError(f"{args.id!r} is not in Haven's catalog. `haven-cli models list` shows what is.")
+    return DownloadSpec(
+        model_id=entry.id, repo=entry.repo, file=entry.file, revision=args.revision or entry.revision or "main",
+        sha256=entry.sha256, size_bytes=entry.size_bytes, name=entry.name, license=entry.license_name,
+        tags=entry.tags, chat_format=entry.chat_format, endpoint=args.endpoint,
+    )
+
+
+class _ProgressLine:
+    """Progress on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.tty = err.isatty()
+        self.last = 0.0
+        self.message = ""
+
+    def __call__(self, p: DownloadProgress) -> None:
+        if p.message and p.message != self.message:
+            self.message = p.message
+            self.err.write(("\n" if self.tty else "") + p.message + "\n")
+        now = time.monotonic()
+        if p.state is DownloadState.DOWNLOADING and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        total = f" of {p.total / 1e6:,.1f} MB" if p.total else ""
+        share = f" ({100 * p.downloaded / p.total:.0f}%)" if p.total else ""
+        left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
+        line = f"{p.state.value}: {p.downloaded / 1e6:,.1f} MB{total}{share}, {p.bytes_per_second / 1e6:.1f} MB/s{left}"
+        self.err.write(("\r" + line.ljust(79)) if self.tty else line + "\n")
+        self.err.flush()
+
+
+def cmd_download(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    spec = _spec(core, args)
+    if core.registry.find(spec.model_id) is not None:
+        out.write(f"{spec.model_id} is already installed.\n")
+        return 0
+    downloader = Downloader(core.paths, core.registry, token=TokenStore(core.paths).get())
+    stop = threading.Event()
+    report = _ProgressLine(sys.stderr)
+    print(f"Downloading {spec.repo}/{spec.file} as {spec.model_id}", file=sys.stderr)
+    try:
+        result = downloader.download(spec, progress=report, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        print("\nPaused. Run the same command again to continue where it stopped.", file=sys.stderr)
+        return EXIT_CANCELLED
+    if report.tty:
+        sys.stderr.write("\n")
+    if result.state is not DownloadState.COMPLETED:
+        return EXIT_CANCELLED
+    print(f"Installed {spec.model_id} (sha256 {result.sha256} verified).", file=sys.stderr)
+    out.write(f"{spec.model_id}\n")
+    return 0
+
+
+def cmd_import(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    model = core.registry.import_file(Path(args.path), args.name)
+    out.write(f"{model.id}\n")
+    return 0
+
+
+def cmd_remove(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    model = core.registry.get(args.id)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Removing a model needs confirmation: add --yes.")
+        what = "forget this imported model (its file stays)" if model.imported else f"delete {model.path}"
+        if input(f"Really {what}? [y/N] ").strip().lower() not in ("y", "yes"):
+            out.write("Nothing removed.\n")
+            return 0
+    core.registry.remove(args.id)
+    if core.settings.default_model == args.id:
+        save_settings(core.paths.settings_file, core.settings.replace(default_model=None))
+    out.write(f"Removed {args.id}.\n")
+    return 0
+
+
+def cmd_default(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    core.registry.get(args.id)  # must be installed
+    save_settings(core.paths.settings_file, core.settings.replace(
+        default_model=None if args.id == STARTER_MODEL_ID else args.id))
+    out.write(f"{args.id} is now the default model.\n")
+    return 0
+
+
+def cmd_token(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    store = TokenStore(core.paths)
+    if args.action == "clear":
+        store.clear()
+        out.write("The Hugging Face token was removed.\n")
+    elif args.action == "status":
+        out.write(("A Hugging Face token is saved in " + store.where() + ".\n") if store.get()
+                  else "No Hugging Face token is saved.\n")
+    else:
+        token = getpass.getpass("Hugging Face token: ") if sys.stdin.isatty() else sys.stdin.readline()
+        out.write(f"Saved the token in {store.set(token)}.\n")
+    return 0
+
+
+def add_model_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
+    models = commands.add_parser("models", parents=[common], help="the catalog and installed models")
+    sub = models.add_subparsers(dest="models_command", required=True, parser_class=parser_class)
+    listing = sub.add_parser("list", parents=[common], help="catalog and installed models, with fit labels")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+
+    download = sub.add_parser("download", parents=[common], help="download and verify a model")
+    download.add_argument("id", nargs="?", help="a catalog id")
+    download.add_argument("--repo", metavar="OWNER/NAME")
+    download.add_argument("--file", metavar="FILE.gguf")
+    download.add_argument("--revision", metavar="REV")
+    download.add_argument("--endpoint", metavar="URL", help="the hub's address (default: HF_ENDPOINT or the hub)")
+    download.set_defaults(handler=cmd_download)
+
+    imp = sub.add_parser("import", parents=[common], help="use a GGUF file already on disk")
+    imp.add_argument("path")
+    imp.add_argument("--name")
+    imp.set_defaults(handler=cmd_import)
+
+    remove = sub.add_parser("remove", parents=[common], help="delete a downloaded model or forget an import")
+    remove.add_argument("id")
+    remove.add_argument("--yes", action="store_true")
+    remove.set_defaults(handler=cmd_remove)
+
+    default = sub.add_parser("default", parents=[common], help="choose the default model")
+    default.add_argument("id")
+    default.set_defaults(handler=cmd_default)
+
+    token = commands.add_parser("hf-token", parents=[common], help="the Hugging Face token for gated models")
+    token.add_argument("action", choices=["set", "clear", "status"])
+    token.set_defaults(handler=cmd_token)
