@@ -33,13 +33,16 @@ def _gib(count: int) -> str:
 
 
 def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.engine import gpu_offload_supported  # loads llama.cpp: only when listing
+
     hardware = detect_hardware()
+    offload = gpu_offload_supported() and core.settings.gpu_layers != 0
     rows = model_rows(load_catalog(), core.registry, hardware, context_length=core.settings.context_length,
-                      default_id=core.registry.default_id(core.settings.default_model))
+                      default_id=core.registry.default_id(core.settings.default_model), gpu_offload=offload)
     if args.json:
         out.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
         return 0
-    out.write(f"This computer: {hardware.describe()}\n\n")
+    out.write(f"This computer: {hardware.describe()}; GPU offload {'available' if offload else 'not available'}\n\n")
     for r in rows:
         marks = ("*" if r.default else " ") + ("+" if r.installed else " ")
         extra = "  recommended" if r.recommended else ""

@@ -39,7 +39,9 @@ from assistant.gguf import GgufInfo, read_gguf
 from assistant.hardware import detect_hardware, physical_cores
 from assistant.settings import GpuOffload
 
-__all__ = ["Engine", "GenerationStats", "LoadOptions", "ModelInfo", "SamplingParams", "StopReason"]
+__all__ = [
+    "Engine", "GenerationStats", "LoadOptions", "ModelInfo", "SamplingParams", "StopReason", "gpu_offload_supported",
+]
 
 log = logging.getLogger(__name__)
 native_log = logging.getLogger("assistant.llama_cpp")
@@ -125,6 +127,11 @@ def _route_native_logs() -> None:
     callback = llama_cpp.llama_log_callback(forward)
     _log_hook.append(callback)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan...)."""
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 class _StderrToLog(io.TextIOBase):
