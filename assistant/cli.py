@@ -19,12 +19,14 @@ from typing import TextIO
 
 from assistant import __version__
 from assistant.cli_models import add_model_commands
+from assistant.cli_safety import add_safety_commands
 from assistant.engine import Engine, LoadOptions, SamplingParams
 from assistant.errors import HavenError, UsageError
 from assistant.export import conversations_to_markdown, export_json
 from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
-from assistant.safety import PassThroughPolicy, SafetyPolicy
+from assistant.safety import SafetyPolicy
+from assistant.safety.factory import build_policy
 from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
 from assistant.settings import Settings, load_settings
 from assistant.store import Store
@@ -60,7 +62,11 @@ class Core:
         self.store.close()
 
     def safety_policy(self) -> SafetyPolicy:
-        return PassThroughPolicy()
+        warnings: list[str] = []
+        policy = build_policy(self.paths, self.settings, self.registry, warnings)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        return policy
 
     def load_options(self, chat_format: str | None = None) -> LoadOptions:
         s = self.settings
@@ -275,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_history_export)
 
     add_model_commands(commands, common, _Parser)
+    add_safety_commands(commands, common, _Parser)
     return parser
 
 

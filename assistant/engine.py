@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import llama_cpp
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from assistant.chat import ChatMessage
 from assistant.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
@@ -82,6 +83,7 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     max_tokens: int = 512
     seed: int | None = None  # None: a fresh random seed for every request
+    grammar: str | None = None  # a GBNF grammar constraining the output (the guard model's answer)
 
 
 class StopReason(StrEnum):
@@ -327,6 +329,20 @@ class Engine:
     def tokenize_text(self, text: str, *, parse_control: bool = False) -> list[int]:
         return self._call(lambda: self._tokenize(text, parse_control))
 
+    def tokenize_parts(self, parts: Sequence[tuple[str, bool]], *, add_bos: bool = False) -> list[int]:
+        """Tokenize ``(text, parse_control)`` pieces in order: a hand-built prompt (the guard model's) whose
+        own markup is parsed for control tokens while the conversation inside it stays plain text."""
+        def run() -> list[int]:
+            tokens: list[int] = []
+            if add_bos:
+                bos = llama_cpp.llama_vocab_bos(self._vocab)
+                if bos >= 0:
+                    tokens.append(bos)
+            for text, parse_control in parts:
+                tokens += self._tokenize(text, parse_control)
+            return tokens
+        return self._call(run)
+
     def token_text(self, token: int) -> str:
         """The vocabulary text of one token (for tests and diagnostics)."""
         return self._call(lambda: self._token_text(self._vocab, token))
@@ -417,9 +433,10 @@ class Engine:
         leading = True
         self._abort_requested = stop
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
+        grammar = LlamaGrammar.from_string(params.grammar, verbose=False) if params.grammar else None
         stream = llm.generate(
             tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
-            repeat_penalty=params.repeat_penalty, reset=True,
+            repeat_penalty=params.repeat_penalty, reset=True, grammar=grammar,
         )
         try:
             for token in stream:

@@ -1,0 +1,128 @@
+"""``haven-cli safety ...``: audit the safety system (check, eval) and see or clear its log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from assistant.errors import UsageError
+from assistant.safety import guarded_input_check, guarded_output_guard
+from assistant.safety.log import SafetyLog
+from assistant.safety.policy import SafetyPolicy, Stage, Verdict
+
+if TYPE_CHECKING:
+    from assistant.cli import Core
+
+__all__ = ["add_safety_commands", "output_verdict"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def output_verdict(policy: SafetyPolicy, prompt: str, response: str) -> Verdict:
+    """Exactly what the chat does with a reply: stream it through the output guard, then finish."""
+    guard = guarded_output_guard(policy, [], prompt)
+    words = response.split(" ")
+    for i, word in enumerate(words):
+        step = guard.feed(word + (" " if i < len(words) - 1 else ""))
+        if step.verdict is not None and not step.verdict.allowed:
+            return step.verdict
+    step = guard.finish()
+    if step.verdict is not None and not step.verdict.allowed:
+        return step.verdict
+    return Verdict.allow(Stage.OUTPUT)
+
+
+def cmd_check(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    policy = core.safety_policy()
+    source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                prompt = item["prompt"]
+                if not isinstance(prompt, str):
+                    raise TypeError("prompt must be text")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"Line {number} is not an object with a \"prompt\" string ({exc}).") from exc
+            started = time.perf_counter()
+            response = item.get("response")
+            if isinstance(response, str):
+                verdict = output_verdict(policy, prompt, response)
+            else:
+                verdict = guarded_input_check(policy, [], prompt)
+            ms = (time.perf_counter() - started) * 1000
+            out.write(json.dumps({"id": item.get("id"), "allowed": verdict.allowed, "stage": verdict.stage.value,
+                                  "category": verdict.category, "ms": round(ms, 3)}) + "\n")
+    return 0
+
+
+def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.safety.evaluation import evaluate
+
+    policy = core.safety_policy()
+
+    def prompt_check(text: str) -> tuple[bool, str | None]:
+        verdict = guarded_input_check(policy, [], text)
+        return (not verdict.allowed), verdict.category
+
+    def response_check(prompt: str, text: str) -> tuple[bool, str | None]:
+        verdict = output_verdict(policy, prompt, text)
+        return (not verdict.allowed), verdict.category
+
+    shared = Path(args.data) if args.data else REPO.parent / "shared" / "safety-data"
+    if not shared.is_dir():
+        raise UsageError(f"The safety data sets are not at {shared}; pass --data DIR.")
+    report = evaluate(shared, REPO / "data" / "safety", prompt_check, response_check)
+    if args.json:
+        out.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    for key, value in report["summary"].items():
+        out.write(f"{key:42s} {value}\n")
+    out.write("\n")
+    for row in report["sets"]:
+        rate = row.get("recall", row.get("false_block_rate"))
+        label = "recall" if "recall" in row else "false blocks"
+        out.write(f"{row['stage']:6s} {row['kind']:8s} {row['set']:24s} {row['items']:6d} items  {label} {rate:.3f}\n")
+    return 0
+
+
+def cmd_log(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    safety_log = SafetyLog(core.paths.safety_log_file)
+    if args.clear:
+        safety_log.clear()
+        out.write("The safety log was cleared.\n")
+        return 0
+    entries = safety_log.entries()
+    if args.json:
+        out.write(json.dumps([asdict(e) for e in entries], indent=2) + "\n")
+        return 0
+    if not entries:
+        out.write("The safety log is empty.\n")
+    for e in entries:
+        verdict = "allowed" if e.allowed else f"BLOCKED {e.category or ''}"
+        score = "" if e.score is None else f" score {e.score:.3f}"
+        out.write(f"{e.time}  {e.stage:6s} {verdict:12s} {e.classifier}{score}\n")
+    return 0
+
+
+def add_safety_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
+    safety = commands.add_parser("safety", parents=[common], help="audit the safety system")
+    sub = safety.add_subparsers(dest="safety_command", required=True, parser_class=parser_class)
+    check = sub.add_parser("check", parents=[common], help="check prompts or responses from a JSON Lines file")
+    check.add_argument("--jsonl", required=True, metavar="FILE|-")
+    check.set_defaults(handler=cmd_check)
+    evaluation = sub.add_parser("eval", parents=[common], help="figures on the test split of the data sets")
+    evaluation.add_argument("--json", action="store_true")
+    evaluation.add_argument("--data", metavar="DIR", help="the shared safety data sets (default ../shared/safety-data)")
+    evaluation.set_defaults(handler=cmd_eval)
+    history = sub.add_parser("log", parents=[common], help="the private record of safety verdicts")
+    history.add_argument("--json", action="store_true")
+    history.add_argument("--clear", action="store_true")
+    history.set_defaults(handler=cmd_log)

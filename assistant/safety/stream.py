@@ -1,0 +1,88 @@
+"""The output filter over a streaming reply: text is shown only after it has been checked.
+
+Generated text is held back until a sentence ends (``.``, ``!``, ``?`` followed by a space, or a line
+break), or until ``max_hold`` characters have gathered without one; that span is checked together with
+the sentence before it (context), and released only if it passes. A failed check blocks: nothing of
+the span is released and the guard stays blocked. ``finish`` checks the rest, then the whole reply.
+
+Invariant (property-tested): ``released + withheld == generated`` at every step, and no text of a
+blocked span is ever released.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from assistant.safety.policy import GuardStep, Verdict
+
+__all__ = ["StreamFilter"]
+
+_BOUNDARY = re.compile(r"[.!?…](?=\s)|\n")
+
+
+class StreamFilter:
+    """An :class:`~assistant.safety.policy.OutputGuard` built on a span check and a whole-reply check."""
+
+    def __init__(self, check_span: Callable[[str], Verdict], check_whole: Callable[[str], Verdict],
+                 *, max_hold: int = 300) -> None:
+        self._check_span = check_span
+        self._check_whole = check_whole
+        self._max_hold = max_hold
+        self._generated = ""
+        self._released = 0          # length of the released prefix of _generated
+        self._last_sentence = ""    # the most recent released span, as context for the next check
+        self.blocked: Verdict | None = None
+
+    @property
+    def generated(self) -> str:
+        return self._generated
+
+    @property
+    def released(self) -> str:
+        return self._generated[: self._released]
+
+    @property
+    def withheld(self) -> str:
+        return self._generated[self._released :]
+
+    def _cut(self, pending: str, final: bool) -> int:
+        """How much of ``pending`` can be checked now: up to its last sentence end, or all when forced."""
+        if final:
+            return len(pending)
+        last = None
+        for match in _BOUNDARY.finditer(pending):
+            last = match.end()
+        if last is not None:
+            return last
+        return len(pending) if len(pending) >= self._max_hold else 0
+
+    def _release(self, final: bool) -> GuardStep:
+        if self.blocked is not None:
+            return GuardStep("", self.blocked)
+        pending = self.withheld
+        cut = self._cut(pending, final)
+        if cut == 0:
+            return GuardStep("")
+        span = pending[:cut]
+        verdict = self._check_span(self._last_sentence + span) if span.strip() else None
+        if verdict is not None and not verdict.allowed:
+            self.blocked = verdict
+            return GuardStep("", verdict)
+        self._released += cut
+        self._last_sentence = span[-400:]
+        return GuardStep(span)
+
+    def feed(self, text: str) -> GuardStep:
+        self._generated += text  # kept (withheld) even after a block, so the accounting stays whole
+        return self._release(final=False)
+
+    def finish(self) -> GuardStep:
+        step = self._release(final=True)
+        if step.verdict is not None:
+            return step
+        whole = self._check_whole(self._generated) if self._generated.strip() else None
+        if whole is not None and not whole.allowed:
+            self.blocked = whole
+            return GuardStep("", whole)
+        return step

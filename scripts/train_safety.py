@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Train Haven's built-in safety classifiers and write them to resources/safety/.
+
+    .venv/bin/python scripts/train_safety.py [--shared ../shared/safety-data] [--own data/safety]
+
+Only the train split is learned from; thresholds are tuned on the validation split; the test split is
+left for `haven-cli safety eval`. The Alpaca no-input set (CC BY-NC) is never used here. NumPy only:
+logistic regression (harmful or not) and softmax regression (which category) over hashed n-grams,
+trained with full-batch Adam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant.safety.classifier import TextClassifier  # noqa: E402
+from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
+from assistant.safety.features import featurize  # noqa: E402
+from assistant.safety.taxonomy import CODES  # noqa: E402
+
+BITS = 18
+HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
+
+
+class Sparse:
+    def __init__(self, feats: list[dict[int, float]], columns: dict[int, int]) -> None:
+        cols, vals, rows = [], [], []
+        for r, f in enumerate(feats):
+            for k, v in f.items():
+                c = columns.get(k)
+                if c is not None:
+                    cols.append(c)
+                    vals.append(v)
+                    rows.append(r)
+        self.cols = np.array(cols, dtype=np.int64)
+        self.vals = np.array(vals, dtype=np.float32)
+        self.rows = np.array(rows, dtype=np.int64)
+        self.n = len(feats)
+
+    def dot(self, w: np.ndarray) -> np.ndarray:
+        if w.ndim == 1:
+            return np.bincount(self.rows, weights=self.vals * w[self.cols], minlength=self.n)
+        return np.stack([np.bincount(self.rows, weights=self.vals * w[self.cols, j], minlength=self.n)
+                         for j in range(w.shape[1])], axis=1)
+
+    def tdot(self, g: np.ndarray, ncols: int) -> np.ndarray:
+        if g.ndim == 1:
+            return np.bincount(self.cols, weights=self.vals * g[self.rows], minlength=ncols)
+        return np.stack([np.bincount(self.cols, weights=self.vals * g[self.rows, j], minlength=ncols)
+                         for j in range(g.shape[1])], axis=1)
+
+
+def adam(grad_fn, params: list[np.ndarray], steps: int, lr: float) -> None:
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t in range(1, steps + 1):
+        grads = grad_fn()
+        for p, g, mi, vi in zip(params, grads, m, v, strict=True):
+            mi *= 0.9
+            mi += 0.1 * g
+            vi *= 0.999
+            vi += 0.001 * g * g
+            p -= lr * (mi / (1 - 0.9**t)) / (np.sqrt(vi / (1 - 0.999**t)) + 1e-8)
+
+
+def sample_weights(examples: list[Example]) -> np.ndarray:
+    y = np.array([e.harmful for e in examples])
+    w = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1)) * len(examples)
+    hard = np.array([(not e.harmful) and e.category is not None for e in examples])
+    return w * np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
+
+
+def fit(train: list[Example], steps: int, l2: float) -> TextClassifier:
+    feats = [featurize(e.text, BITS) for e in train]
+    keys = sorted({k for f in feats for k in f})
+    columns = {k: i for i, k in enumerate(keys)}
+    X = Sparse(feats, columns)
+    ncols = len(keys)
+    y = np.array([e.harmful for e in train], dtype=np.float64)
+    sw = sample_weights(train)
+    w = np.zeros(ncols)
+    b = np.zeros(1)
+
+    def harm_grad() -> list[np.ndarray]:
+        z = X.dot(w) + b[0]
+        p = 1 / (1 + np.exp(-z))
+        g = (p - y) * sw / len(train)
+        return [X.tdot(g, ncols) + l2 * w, np.array([g.sum()])]
+
+    adam(harm_grad, [w, b], steps, 0.05)
+
+    harmful = [i for i, e in enumerate(train) if e.harmful]
+    Xh = Sparse([feats[i] for i in harmful], columns)
+    labels = np.array([CODES.index(train[i].category or "S2") for i in harmful])
+    onehot = np.eye(len(CODES))[labels]
+    counts = np.bincount(labels, minlength=len(CODES)).astype(np.float64)
+    cw = (len(labels) / (len(CODES) * np.maximum(counts, 1)))[labels]
+    W = np.zeros((ncols, len(CODES)))
+    B = np.zeros(len(CODES))
+
+    def cat_grad() -> list[np.ndarray]:
+        z = Xh.dot(W) + B
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        g = (p - onehot) * cw[:, None] / len(labels)
+        return [Xh.tdot(g, ncols) + l2 * W, g.sum(axis=0)]
+
+    adam(cat_grad, [W, B], steps, 0.05)
+    return TextClassifier(np.array(keys), w.astype(np.float32), float(b[0]), W.astype(np.float32),
+                          B.astype(np.float32), bits=BITS, threshold=0.5, category_thresholds={})
+
+
+def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float) -> None:
+    """The lowest global threshold meeting both false-block budgets on validation, then per-category raises."""
+    scores = [model.score(e.text) for e in val]
+    benign = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is None]
+    hard = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
+    threshold = 0.5
+    for t in np.arange(0.05, 0.951, 0.01):
+        fpr = np.mean(np.array(benign) >= t) if benign else 0.0
+        hard_fpr = np.mean(np.array(hard) >= t) if hard else 0.0
+        if fpr <= max_fpr and hard_fpr <= max_hard_fpr:
+            threshold = float(t)
+            break
+    per_category: dict[str, float] = {}
+    for code in CODES:
+        sounding = [s.harmful for s, e in zip(scores, val, strict=True)
+                    if not e.harmful and s.category == code]
+        t = threshold
+        if sounding and np.mean(np.array(sounding) >= t) > max_hard_fpr:
+            t = float(min(np.quantile(sounding, 1 - max_hard_fpr) + 0.01, 0.95))
+        per_category[code] = round(t, 3)
+    model.threshold = round(threshold, 3)
+    model.category_thresholds = per_category
+
+
+def report(model: TextClassifier, examples: list[Example], label: str) -> dict[str, float]:
+    scores = [model.score(e.text) for e in examples]
+    blocked = np.array([s.blocked for s in scores])
+    harmful = np.array([e.harmful for e in examples])
+    hard = np.array([(not e.harmful) and e.category is not None for e in examples])
+    plain = ~harmful & ~hard
+    figures = {
+        "recall": float(blocked[harmful].mean()) if harmful.any() else float("nan"),
+        "false_block_rate": float(blocked[plain].mean()) if plain.any() else float("nan"),
+        "contrast_false_block_rate": float(blocked[hard].mean()) if hard.any() else float("nan"),
+        "harmful": int(harmful.sum()), "benign": int(plain.sum()), "contrast": int(hard.sum()),
+    }
+    print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in figures.items()))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "safety-data")
+    parser.add_argument("--own", type=Path, default=ROOT / "data" / "safety")
+    parser.add_argument("--out", type=Path, default=ROOT / "resources" / "safety")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--l2", type=float, default=1e-6)
+    args = parser.parse_args()
+    examples = [e for e in load_examples(args.shared, args.own) if not e.eval_only]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, kinds in (("input", {"prompt"}), ("output", {"response"})):
+        data = [e for e in examples if e.kind in kinds or e.source == "moderation"]
+        train = [e for e in data if split_of(e.text) == "train"]
+        val = [e for e in data if split_of(e.text) == "val"]
+        print(f"{name}: {len(train)} training examples {dict(Counter(e.harmful for e in train))}, {len(val)} validation")
+        started = time.monotonic()
+        model = fit(train, args.steps, args.l2)
+        model.name = f"haven-linear-{name}"
+        tune(model, val, max_fpr=0.015, max_hard_fpr=0.03)
+        print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}")
+        figures = {"train": report(model, train, "train"), "validation": report(model, val, "validation")}
+        model.save(args.out / name, {
+            "trained_on": sorted({e.source for e in train}),
+            "training_examples": len(train), "validation_figures": figures["validation"],
+            "features": f"hashed word 1-2 grams and char 3-5 grams, {BITS} bits",
+        })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
