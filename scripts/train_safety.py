@@ -25,10 +25,12 @@ sys.path.insert(0, str(ROOT))
 from assistant.safety.classifier import TextClassifier  # noqa: E402
 from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
 from assistant.safety.features import featurize  # noqa: E402
+from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
 from assistant.safety.taxonomy import CODES  # noqa: E402
 
 BITS = 18
-HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
+HARD_NEGATIVE_WEIGHT = 3.0
+FLOOR = 0.75  # no category threshold goes below this  # benign texts that only sound dangerous: the over-refusal we must avoid
 
 
 class Sparse:
@@ -79,8 +81,9 @@ def sample_weights(examples: list[Example]) -> np.ndarray:
     return w * np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
 
 
-def fit(train: list[Example], steps: int, l2: float) -> TextClassifier:
+def fit(train: list[Example], steps: int, l2: float, embedder: StaticEmbedder) -> TextClassifier:
     feats = [featurize(e.text, BITS) for e in train]
+    E = np.stack([embedder.embed(e.text) for e in train]).astype(np.float64)
     keys = sorted({k for f in feats for k in f})
     columns = {k: i for i, k in enumerate(keys)}
     X = Sparse(feats, columns)
@@ -88,15 +91,16 @@ def fit(train: list[Example], steps: int, l2: float) -> TextClassifier:
     y = np.array([e.harmful for e in train], dtype=np.float64)
     sw = sample_weights(train)
     w = np.zeros(ncols)
+    d = np.zeros(E.shape[1])
     b = np.zeros(1)
 
     def harm_grad() -> list[np.ndarray]:
-        z = X.dot(w) + b[0]
+        z = X.dot(w) + E @ d + b[0]
         p = 1 / (1 + np.exp(-z))
         g = (p - y) * sw / len(train)
-        return [X.tdot(g, ncols) + l2 * w, np.array([g.sum()])]
+        return [X.tdot(g, ncols) + l2 * w, E.T @ g + l2 * d, np.array([g.sum()])]
 
-    adam(harm_grad, [w, b], steps, 0.05)
+    adam(harm_grad, [w, d, b], steps, 0.05)
 
     harmful = [i for i, e in enumerate(train) if e.harmful]
     Xh = Sparse([feats[i] for i in harmful], columns)
@@ -104,26 +108,31 @@ def fit(train: list[Example], steps: int, l2: float) -> TextClassifier:
     onehot = np.eye(len(CODES))[labels]
     counts = np.bincount(labels, minlength=len(CODES)).astype(np.float64)
     cw = (len(labels) / (len(CODES) * np.maximum(counts, 1)))[labels]
+    Eh = E[harmful]
     W = np.zeros((ncols, len(CODES)))
+    D = np.zeros((E.shape[1], len(CODES)))
     B = np.zeros(len(CODES))
 
     def cat_grad() -> list[np.ndarray]:
-        z = Xh.dot(W) + B
+        z = Xh.dot(W) + Eh @ D + B
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         g = (p - onehot) * cw[:, None] / len(labels)
-        return [Xh.tdot(g, ncols) + l2 * W, g.sum(axis=0)]
+        return [Xh.tdot(g, ncols) + l2 * W, Eh.T @ g + l2 * D, g.sum(axis=0)]
 
-    adam(cat_grad, [W, B], steps, 0.05)
+    adam(cat_grad, [W, D, B], steps, 0.05)
     return TextClassifier(np.array(keys), w.astype(np.float32), float(b[0]), W.astype(np.float32),
-                          B.astype(np.float32), bits=BITS, threshold=0.5, category_thresholds={})
+                          B.astype(np.float32), bits=BITS, threshold=0.5, category_thresholds={},
+                          embedder=embedder, dense_harm=d.astype(np.float32), dense_cat=D.astype(np.float32))
 
 
 def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float) -> None:
     """The lowest global threshold meeting both false-block budgets on validation, then per-category raises."""
     scores = [model.score(e.text) for e in val]
-    benign = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is None]
+    # Synthetic instructions are too easy to say anything about the threshold; real benign sets decide.
+    benign = [s.harmful for s, e in zip(scores, val, strict=True)
+              if not e.harmful and e.category is None and e.source != "synthetic"]
     hard = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
     threshold = 0.5
     for t in np.arange(0.05, 0.951, 0.01):
@@ -132,14 +141,19 @@ def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr
         if fpr <= max_fpr and hard_fpr <= max_hard_fpr:
             threshold = float(t)
             break
+    # Per category: the lowest threshold (not below FLOOR) at which the benign and contrast validation items
+    # the model assigns to that category stay within the contrast budget. Categories whose look-alikes are
+    # common (S6 medical questions, S10 discussions of prejudice) end up stricter, rare ones more sensitive.
     per_category: dict[str, float] = {}
     for code in CODES:
-        sounding = [s.harmful for s, e in zip(scores, val, strict=True)
-                    if not e.harmful and s.category == code]
-        t = threshold
-        if sounding and np.mean(np.array(sounding) >= t) > max_hard_fpr:
-            t = float(min(np.quantile(sounding, 1 - max_hard_fpr) + 0.01, 0.95))
-        per_category[code] = round(t, 3)
+        assigned = [s.harmful for s, e in zip(scores, val, strict=True)
+                    if not e.harmful and e.source != "synthetic" and s.category == code]
+        chosen = threshold
+        for t in np.arange(FLOOR, 0.951, 0.01):
+            if not assigned or np.mean(np.array(assigned) >= t) <= max_hard_fpr:
+                chosen = float(t)
+                break
+        per_category[code] = round(max(chosen, FLOOR), 3)
     model.threshold = round(threshold, 3)
     model.category_thresholds = per_category
 
@@ -166,26 +180,28 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "safety-data")
     parser.add_argument("--own", type=Path, default=ROOT / "data" / "safety")
     parser.add_argument("--out", type=Path, default=ROOT / "resources" / "safety")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--l2", type=float, default=1e-6)
     args = parser.parse_args()
     examples = [e for e in load_examples(args.shared, args.own) if not e.eval_only]
+    embedder = StaticEmbedder()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, kinds in (("input", {"prompt"}), ("output", {"response"})):
-        data = [e for e in examples if e.kind in kinds or e.source == "moderation"]
+    for name, kind in (("input", "prompt"), ("output", "response")):
+        data = [e for e in examples if e.kind == kind]
         train = [e for e in data if split_of(e.text) == "train"]
         val = [e for e in data if split_of(e.text) == "val"]
         print(f"{name}: {len(train)} training examples {dict(Counter(e.harmful for e in train))}, {len(val)} validation")
         started = time.monotonic()
-        model = fit(train, args.steps, args.l2)
+        model = fit(train, args.steps, args.l2, embedder)
         model.name = f"haven-linear-{name}"
-        tune(model, val, max_fpr=0.015, max_hard_fpr=0.03)
+        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03)
         print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}")
         figures = {"train": report(model, train, "train"), "validation": report(model, val, "validation")}
         model.save(args.out / name, {
             "trained_on": sorted({e.source for e in train}),
             "training_examples": len(train), "validation_figures": figures["validation"],
-            "features": f"hashed word 1-2 grams and char 3-5 grams, {BITS} bits",
+            "features": f"hashed word 1-2 grams and char 3-5 grams ({BITS} bits) and the mean all-MiniLM-L6-v2 "
+                        "input word-piece vector",
         })
     return 0
 
