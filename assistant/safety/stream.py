@@ -2,8 +2,9 @@
 
 Generated text is held back until a sentence ends (``.``, ``!``, ``?`` followed by a space, or a line
 break), or until ``max_hold`` characters have gathered without one; that span is checked together with
-the sentence before it (context), and released only if it passes. A failed check blocks: nothing of
-the span is released and the guard stays blocked. ``finish`` checks the rest, then the whole reply.
+the released text just before it (up to CONTEXT_CHARS, as context), and released only if it passes.
+A failed check blocks: nothing of the span is released and the guard stays blocked. ``finish`` checks
+the rest, then the whole reply.
 
 Invariant (property-tested): ``released + withheld == generated`` at every step, and no text of a
 blocked span is ever released.
@@ -19,6 +20,9 @@ from assistant.safety.policy import GuardStep, Verdict
 __all__ = ["StreamFilter"]
 
 _BOUNDARY = re.compile(r"[.!?…](?=\s)|\n")
+# Released text kept as context for the next check, so something split across two checks (or cut by the
+# hold window) is still seen whole before any more of it is released.
+CONTEXT_CHARS = 400
 
 
 class StreamFilter:
@@ -31,7 +35,7 @@ class StreamFilter:
         self._max_hold = max_hold
         self._generated = ""
         self._released = 0          # length of the released prefix of _generated
-        self._last_sentence = ""    # the most recent released span, as context for the next check
+        self._context = ""          # the end of the released text, as context for the next check
         self.blocked: Verdict | None = None
 
     @property
@@ -65,12 +69,12 @@ class StreamFilter:
         if cut == 0:
             return GuardStep("")
         span = pending[:cut]
-        verdict = self._check_span(self._last_sentence + span) if span.strip() else None
+        verdict = self._check_span(self._context + span) if span.strip() else None
         if verdict is not None and not verdict.allowed:
             self.blocked = verdict
             return GuardStep("", verdict)
         self._released += cut
-        self._last_sentence = span[-400:]
+        self._context = (self._context + span)[-CONTEXT_CHARS:]
         return GuardStep(span)
 
     def feed(self, text: str) -> GuardStep:
