@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -76,7 +77,7 @@ def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         verdict = output_verdict(policy, prompt, text)
         return (not verdict.allowed), verdict.category
 
-    shared = Path(args.data) if args.data else REPO.parent / "shared" / "safety-data"
+    shared = Path(args.data or os.environ.get("HAVEN_SAFETY_DATA") or REPO.parent / "shared" / "safety-data")
     if not shared.is_dir():
         raise UsageError(f"The safety data sets are not at {shared}; pass --data DIR.")
     report = evaluate(shared, REPO / "data" / "safety", prompt_check, response_check)

@@ -4,6 +4,7 @@ and an end-to-end chat on the starter model whose reply is blocked mid-stream.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ from assistant.session import ChatSession, TextReleased, TurnResult
 from assistant.settings import Settings
 from assistant.store import Store
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "safety-data"
+SHARED = Path(os.environ.get("HAVEN_SAFETY_DATA") or Path(__file__).resolve().parents[3] / "shared" / "safety-data")
 OWN = Path(__file__).resolve().parents[2] / "data" / "safety"
 
 
