@@ -82,7 +82,7 @@ class Core:
         )
 
 
-def _configure_logging(paths: AppPaths | None, debug: bool) -> None:
+def configure_logging(paths: AppPaths | None, debug: bool) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _validate(args)
         paths = AppPaths.from_environment()
-        _configure_logging(paths, debug)
+        configure_logging(paths, debug)
         core = Core.open(sys.stderr)
         code: int = args.handler(core, args, sys.stdout)
         return code

@@ -230,6 +230,17 @@ class Store:
                     db.execute(f"UPDATE conversations SET {column} = ? WHERE id = ?", (value, conversation_id))
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), conversation_id))
 
+    def search(self, text: str) -> list[str]:
+        """Ids of conversations whose title or any message contains ``text`` (case-insensitive), newest first."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.id FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
+                " WHERE m.conversation_id = c.id AND m.content LIKE ? ESCAPE '\\') ORDER BY c.updated DESC",
+                (pattern, pattern),
+            ).fetchall()
+        return [r["id"] for r in rows]
+
     def delete_conversation(self, conversation_id: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))

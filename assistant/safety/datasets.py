@@ -162,20 +162,29 @@ def load_examples(shared: Path, own: Path) -> list[Example]:
 
 
 def _own(own: Path) -> list[Example]:
+    """Haven's own files: prompts labelled harmful (with a category), benign, or benign-but-scary
+    ("sounds_like" a category), and replies the same way."""
     out: list[Example] = []
-    if (p := own / "contrast_benign.jsonl").is_file():
-        out += [Example(r["prompt"], False, r.get("sounds_like"), "contrast", "prompt") for r in _jsonl(p)]
-    if (p := own / "harmful_extra.jsonl").is_file():
-        out += [Example(r["prompt"], True, r["category"], "harmful_extra", "prompt") for r in _jsonl(p)]
-    if (p := own / "responses_benign.jsonl").is_file():
-        out += [Example(r["response"], False, r.get("sounds_like"), "responses_benign", "response", r["prompt"])
-                for r in _jsonl(p)]
-    if (p := own / "responses_harmful.jsonl").is_file():
-        out += [Example(r["response"], True, r["category"], "responses_harmful", "response", r["prompt"])
-                for r in _jsonl(p)]
-    if (p := own / "generated_benign_responses.jsonl").is_file():
-        out += [Example(r["response"], False, r.get("sounds_like"), "generated", "response", r["prompt"])
-                for r in _jsonl(p) if r["response"].strip()]
+    prompt_files = (("contrast_benign.jsonl", "contrast"), ("benign_prompts_scary.jsonl", "contrast"),
+                    ("benign_prompts.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
+                    ("harmful_extra2.jsonl", "harmful_extra"))
+    for name, source in prompt_files:
+        if (p := own / name).is_file():
+            for r in _jsonl(p):
+                harmful = "category" in r
+                out.append(Example(r["prompt"], harmful, r.get("category") if harmful else r.get("sounds_like"),
+                                   source, "prompt"))
+    reply_files = (("responses_benign.jsonl", "responses_benign"), ("responses_benign2.jsonl", "responses_benign"),
+                   ("responses_harmful.jsonl", "responses_harmful"), ("responses_harmful2.jsonl", "responses_harmful"),
+                   ("generated_benign_responses.jsonl", "generated"))
+    for name, source in reply_files:
+        if (p := own / name).is_file():
+            for r in _jsonl(p):
+                if not r["response"].strip():
+                    continue
+                harmful = "category" in r
+                out.append(Example(r["response"], harmful, r.get("category") if harmful else r.get("sounds_like"),
+                                   source, "response", r["prompt"]))
     return out
 
 

@@ -1,0 +1,118 @@
+"""The desktop app with real clicks and keys, offscreen, on the real starter model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from PySide6.QtCore import Qt, QUrl
+
+from assistant.settings import load_settings
+from ui.chat_view import ChatView, ViewMessage
+
+
+def test_type_send_stream_and_store(qtbot, haven) -> None:
+    window = haven.window
+    assert "Haven" in window.windowTitle()
+    qtbot.keyClicks(window.input, "Name three colours.")
+    updates = []
+    window.chat.textChanged.connect(lambda: updates.append(window.chat.toPlainText()))
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    assert window.input.toPlainText() == ""
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+    reply = window.chat.messages[-1]
+    assert reply.role == "assistant" and reply.content.strip() and reply.complete
+    assert window.speed_status.text().endswith("tokens/s")
+    exported = subprocess.run([sys.executable, "-m", "assistant", "history", "export", "--format", "json"],
+                              capture_output=True, text=True, timeout=60)
+    [conversation] = json.loads(exported.stdout)["conversations"]
+    assert [m["content"] for m in conversation["messages"]] == ["Name three colours.", reply.content]
+    assert window.sidebar.list.count() == 1
+
+
+def test_shift_enter_is_a_new_line_and_escape_stops(qtbot, haven) -> None:
+    window = haven.window
+    qtbot.keyClicks(window.input, "Write a very long story about the sea")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert "\n" in window.input.toPlainText() and window.turn is None
+    haven.window.session.sampling = haven.window.session.sampling.__class__(max_tokens=400, seed=3)
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1].content) > 0, timeout=60_000)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.turn is None, timeout=10_000)
+    stopped = window.chat.messages[-1]
+    assert not stopped.complete
+    stored = haven.store.messages(window.conversation_id)[-1]
+    assert stored.complete is False and stored.stop_reason == "cancelled" and stored.content == stopped.content
+
+
+def test_closing_mid_reply_is_quick_and_keeps_the_reply(qtbot, haven) -> None:
+    window = haven.window
+    window.session.sampling = window.session.sampling.__class__(max_tokens=500, seed=4)
+    window.input.setPlainText("Write a very long essay about mountains.")
+    window.send()
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1].content) > 0, timeout=60_000)
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.0
+    qtbot.waitUntil(lambda: window.turn is None, timeout=5_000)
+    stored = haven.store.messages(window.conversation_id)[-1]
+    assert stored.role == "assistant" and stored.content and not stored.complete
+
+
+def test_new_chat_rename_search_delete(qtbot, haven, monkeypatch) -> None:
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    window = haven.window
+    for text in ("Tell me about apples.", "Tell me about pears."):
+        window.input.setPlainText(text)
+        window.send()
+        qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+        qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+        assert window.conversation_id is None and window.chat.messages == []
+    sidebar = window.sidebar
+    assert sidebar.list.count() == 2
+    qtbot.keyClicks(sidebar.search, "apples")
+    assert sidebar.list.count() == 1
+    sidebar.list.setCurrentRow(0)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Fruit talk", True))
+    sidebar.rename_current()
+    assert sidebar.list.item(0).text() == "Fruit talk"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    sidebar.list.setCurrentRow(0)
+    sidebar.delete_current()
+    sidebar.search.clear()
+    assert sidebar.list.count() == 1
+
+
+def test_model_output_cannot_load_resources_or_open_links_by_itself(qtbot) -> None:
+    view = ChatView()
+    qtbot.addWidget(view)
+    refused = []
+    view.refused_link.connect(refused.append)
+    view.set_messages([ViewMessage("assistant", "<img src='http://example.com/x.png'><script>alert(1)</script> "
+                                                "[link](javascript:alert(1)) ![i](file:///etc/passwd)")])
+    assert "<script>" in view.toPlainText(), "raw HTML from the model is shown as text"
+    assert view.loadResource(2, QUrl("http://example.com/x.png")) is None
+    assert view.loadResource(2, QUrl("file:///etc/passwd")) is None
+    view.anchorClicked.emit(QUrl("javascript:alert(1)"))
+    view.anchorClicked.emit(QUrl("file:///etc/passwd"))
+    assert refused == ["javascript:alert(1)", "file:///etc/passwd"]
+
+
+def test_settings_are_saved(qtbot, haven, monkeypatch) -> None:
+    from ui.settings_dialog import SettingsDialog
+
+    def accept_with_changes(dialog: SettingsDialog) -> int:
+        dialog.temperature.setValue(0.3)
+        dialog.instructions.setPlainText("Answer briefly.")
+        return SettingsDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(SettingsDialog, "exec", accept_with_changes)
+    haven.open_settings()
+    saved = load_settings(haven.paths.settings_file).settings
+    assert saved.temperature == 0.3 and saved.user_instructions == "Answer briefly."
+    assert haven.window.session.sampling.temperature == 0.3
+    assert haven.window.session.user_instructions == "Answer briefly."

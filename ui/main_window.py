@@ -1,0 +1,215 @@
+"""The main window: conversations on the left, the chat on the right, the message box below.
+
+Keyboard: Enter sends, Shift+Enter starts a new line, Esc stops a reply, Ctrl+N starts a new chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QThread
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant.session import ChatSession, TurnResult
+from assistant.store import Store
+from ui.chat_view import ChatView, ViewMessage
+from ui.conversation_list import ConversationList
+from ui.errors import show_error
+from ui.workers import TurnWorker, start
+
+__all__ = ["MainWindow"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_WAIT_MS = 1500
+
+
+class MessageBox(QPlainTextEdit):
+    """Enter sends; Shift+Enter is a new line."""
+
+    def __init__(self, send: Callable[[], None]) -> None:
+        super().__init__()
+        self._send = send
+        self.setPlaceholderText("Message Haven…  (Enter sends, Shift+Enter for a new line)")
+        self.setAccessibleName("Message")
+        self.setMaximumHeight(120)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self._send()
+            return
+        super().keyPressEvent(event)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, store: Store, *, model_label: str = "") -> None:
+        super().__init__()
+        self.setWindowTitle("Haven")
+        self.resize(1100, 720)
+        self.store = store
+        self.session: ChatSession | None = None
+        self.conversation_id: str | None = None
+        self.turn: TurnWorker | None = None
+        self.turn_thread: QThread | None = None
+        self.settings_opener: Callable[[], None] | None = None
+
+        self.sidebar = ConversationList(store)
+        self.sidebar.selected.connect(self.open_conversation)
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.deleted.connect(self._deleted)
+        self.chat = ChatView()
+        self.chat.refused_link.connect(
+            lambda url: self.statusBar().showMessage(f"Haven does not open this kind of link: {url}", 5000))
+        self.input = MessageBox(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+
+        row = QHBoxLayout()
+        row.addWidget(self.input, 1)
+        column = QVBoxLayout()
+        column.addWidget(self.send_button)
+        column.addWidget(self.stop_button)
+        row.addLayout(column)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.addWidget(self.chat, 1)
+        right_layout.addLayout(row)
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(right)
+        splitter.setSizes([260, 840])
+        self.setCentralWidget(splitter)
+
+        self.model_status = QLabel(model_label)
+        self.speed_status = QLabel("")
+        self.statusBar().addPermanentWidget(self.speed_status)
+        self.statusBar().addPermanentWidget(self.model_status)
+        self._actions()
+        self.set_ready(False, "Loading the model…")
+
+    def _actions(self) -> None:
+        menu = self.menuBar().addMenu("&Chat")
+        new = QAction("&New chat", self, shortcut=QKeySequence("Ctrl+N"), triggered=self.new_chat)
+        stop = QAction("&Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape), triggered=self.stop)
+        settings = QAction("Se&ttings…", self, shortcut=QKeySequence("Ctrl+,"),
+                           triggered=lambda: self.settings_opener() if self.settings_opener else None)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
+        for action in (new, stop, settings, quit_action):
+            menu.addAction(action)
+            self.addAction(action)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def set_ready(self, ready: bool, message: str = "") -> None:
+        busy = self.turn is not None
+        self.send_button.setEnabled(ready and not busy)
+        self.input.setReadOnly(not ready)
+        if message:
+            self.statusBar().showMessage(message)
+
+    def attach_session(self, session: ChatSession, model_label: str) -> None:
+        self.session = session
+        self.model_status.setText(model_label)
+        self.set_ready(True, "Ready")
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def new_chat(self) -> None:
+        if self.turn is not None:
+            return
+        self.conversation_id = None
+        self.chat.set_messages([])
+        self.sidebar.select(None)
+        self.input.setFocus()
+
+    def open_conversation(self, conversation_id: str) -> None:
+        if self.turn is not None:
+            return
+        self.conversation_id = conversation_id
+        self.chat.set_messages([
+            ViewMessage(m.role, m.content, m.complete, m.blocked, m.category)
+            for m in self.store.messages(conversation_id)
+        ])
+
+    def _deleted(self, conversation_id: str) -> None:
+        if conversation_id == self.conversation_id:
+            self.new_chat()
+
+    # -- a turn --------------------------------------------------------------------------------
+
+    def send(self) -> None:
+        text = self.input.toPlainText().strip()
+        if not text or self.session is None or self.turn is not None:
+            return
+        self.input.clear()
+        self.chat.add(ViewMessage("user", text))
+        self.chat.add(ViewMessage("assistant", "", complete=False))
+        worker = TurnWorker(self.session, text, self.conversation_id)
+        worker.turn_started.connect(self._turn_started)
+        worker.text.connect(self.chat.append_text)
+        worker.finished.connect(self._turn_finished)
+        worker.failed.connect(self._turn_failed)
+        worker.done.connect(self._turn_done)
+        self.turn = worker
+        self.send_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.statusBar().showMessage("Haven is writing…")
+        self.turn_thread = start(worker, worker.run)
+
+    def stop(self) -> None:
+        if self.turn is not None:
+            self.turn.cancel.set()
+
+    def _turn_started(self, conversation_id: str, _user_message_id: int) -> None:
+        self.conversation_id = conversation_id
+        self.sidebar.refresh()
+        self.sidebar.select(conversation_id)
+
+    def _turn_finished(self, result: TurnResult) -> None:
+        self.chat.replace_last(ViewMessage("assistant", result.reply, result.complete, result.blocked,
+                                           result.category))
+        if result.blocked:
+            self.statusBar().showMessage("The safety system stopped this turn.", 8000)
+        else:
+            self.statusBar().showMessage("Stopped." if not result.complete else "Done.", 4000)
+        if result.tokens_per_second:
+            self.speed_status.setText(f"{result.tokens_per_second:.1f} tokens/s")
+
+    def _turn_failed(self, message: str, details: str) -> None:
+        if self.chat.messages and self.chat.messages[-1].role == "assistant" and not self.chat.messages[-1].content:
+            self.chat.messages.pop()
+            self.chat.render_now()
+        show_error(self, message, details)
+
+    def _turn_done(self) -> None:
+        self.turn = None
+        self.turn_thread = None
+        self.stop_button.setEnabled(False)
+        self.sidebar.refresh()
+        self.set_ready(self.session is not None)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Mid-reply: stop it (what was shown is stored, marked incomplete) and wait briefly for the thread."""
+        if self.turn is not None and self.turn_thread is not None:
+            self.turn.cancel.set()
+            self.turn_thread.wait(CLOSE_WAIT_MS)
+        event.accept()

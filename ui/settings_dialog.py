@@ -1,0 +1,155 @@
+"""The settings panel: generation, context and hardware, safety, personal instructions, appearance."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
+from assistant.settings import BOUNDS, GpuOffload, Settings, Theme
+
+__all__ = ["SettingsDialog"]
+
+
+def _double(name: str, value: float, step: float) -> QDoubleSpinBox:
+    low, high = BOUNDS[name]
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setDecimals(2)
+    box.setValue(value)
+    box.setAccessibleName(name.replace("_", " "))
+    return box
+
+
+def _int(name: str, value: int) -> QSpinBox:
+    low, high = BOUNDS[name]
+    box = QSpinBox()
+    box.setRange(int(low), int(high))
+    box.setValue(value)
+    box.setAccessibleName(name.replace("_", " "))
+    return box
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, *, hardware: str, models: list[tuple[str, str]],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Haven settings")
+        self._original = settings
+        tabs = QTabWidget()
+
+        general = QFormLayout()
+        self.model = QComboBox()
+        self.model.setAccessibleName("Default model")
+        for model_id, name in models:
+            self.model.addItem(name, model_id)
+        index = self.model.findData(settings.default_model) if settings.default_model else 0
+        self.model.setCurrentIndex(max(index, 0))
+        general.addRow("Default model", self.model)
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        for theme in Theme:
+            self.theme.addItem(theme.value.capitalize(), theme.value)
+        self.theme.setCurrentIndex(self.theme.findData(settings.theme.value))
+        general.addRow("Theme", self.theme)
+        self.instructions = QPlainTextEdit(settings.user_instructions)
+        self.instructions.setAccessibleName("Your instructions")
+        self.instructions.setPlaceholderText("How Haven should answer you (added after the safety prompt)")
+        general.addRow("Your instructions", self.instructions)
+        tabs.addTab(self._page(general), "General")
+
+        generation = QFormLayout()
+        self.temperature = _double("temperature", settings.temperature, 0.05)
+        self.top_p = _double("top_p", settings.top_p, 0.01)
+        self.top_k = _int("top_k", settings.top_k)
+        self.min_p = _double("min_p", settings.min_p, 0.01)
+        self.repeat_penalty = _double("repeat_penalty", settings.repeat_penalty, 0.01)
+        self.max_tokens = _int("max_tokens", settings.max_tokens)
+        for label, widget in (("Temperature", self.temperature), ("Top-p", self.top_p), ("Top-k", self.top_k),
+                              ("Min-p", self.min_p), ("Repeat penalty", self.repeat_penalty),
+                              ("Max reply tokens", self.max_tokens)):
+            generation.addRow(label, widget)
+        tabs.addTab(self._page(generation), "Generation")
+
+        hardware_form = QFormLayout()
+        self.context = _int("context_length", settings.context_length)
+        hardware_form.addRow("Context length", self.context)
+        self.gpu = QComboBox()
+        self.gpu.setAccessibleName("GPU offload")
+        for label, value in (("Automatic", GpuOffload.AUTO), ("All layers", GpuOffload.ALL), ("None (CPU)", 0)):
+            self.gpu.addItem(label, value)
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(1, 1000)
+        self.gpu_layers.setAccessibleName("GPU layers")
+        self.gpu.addItem("This many layers", "custom")
+        if settings.gpu_layers in (GpuOffload.AUTO, GpuOffload.ALL, 0):
+            self.gpu.setCurrentIndex(self.gpu.findData(settings.gpu_layers))
+        else:
+            self.gpu.setCurrentIndex(self.gpu.findData("custom"))
+            self.gpu_layers.setValue(settings.gpu_layers)
+        hardware_form.addRow("GPU offload", self.gpu)
+        hardware_form.addRow("GPU layers", self.gpu_layers)
+        self.threads = _int("threads", settings.threads)
+        self.threads.setSpecialValueText("Automatic (one per core)")
+        hardware_form.addRow("Threads", self.threads)
+        hardware_form.addRow("This computer", QLabel(hardware))
+        tabs.addTab(self._page(hardware_form), "Hardware")
+
+        safety = QFormLayout()
+        prompt = QPlainTextEdit(SAFETY_SYSTEM_PROMPT)
+        prompt.setReadOnly(True)
+        prompt.setAccessibleName("Built-in safety prompt")
+        safety.addRow("Built-in safety prompt (always first)", prompt)
+        self.guard = QCheckBox("Also check with the Llama Guard 3 model when it is installed")
+        self.guard.setChecked(settings.safety_guard_model)
+        self.guard.setAccessibleName("Use the guard model")
+        safety.addRow(self.guard)
+        tabs.addTab(self._page(safety), "Safety")
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.reset_generation)
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _page(form: QFormLayout) -> QWidget:
+        page = QWidget()
+        page.setLayout(form)
+        return page
+
+    def reset_generation(self) -> None:
+        defaults = Settings()
+        self.temperature.setValue(defaults.temperature)
+        self.top_p.setValue(defaults.top_p)
+        self.top_k.setValue(defaults.top_k)
+        self.min_p.setValue(defaults.min_p)
+        self.repeat_penalty.setValue(defaults.repeat_penalty)
+        self.max_tokens.setValue(defaults.max_tokens)
+
+    def result_settings(self) -> Settings:
+        gpu = self.gpu.currentData()
+        return self._original.replace(
+            default_model=self.model.currentData(), theme=Theme(self.theme.currentData()),
+            user_instructions=self.instructions.toPlainText(), temperature=self.temperature.value(),
+            top_p=self.top_p.value(), top_k=self.top_k.value(), min_p=self.min_p.value(),
+            repeat_penalty=self.repeat_penalty.value(), max_tokens=self.max_tokens.value(),
+            context_length=self.context.value(), gpu_layers=self.gpu_layers.value() if gpu == "custom" else gpu,
+            threads=self.threads.value(), safety_guard_model=self.guard.isChecked(),
+        )

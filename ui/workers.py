@@ -1,0 +1,125 @@
+"""The only home of QThread: long calls of the core run here, and their results come back as signals.
+
+The UI thread never waits on the model, the disk or the network: a :class:`TaskWorker` runs one call on
+a thread of its own; a :class:`TurnWorker` runs one chat turn and sends the released text in batches
+(at most ~30 updates a second) so the view is not flooded token by token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from assistant.errors import HavenError
+from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
+
+__all__ = ["TaskWorker", "TurnWorker", "live_threads", "start"]
+
+log = logging.getLogger(__name__)
+
+BATCH_SECONDS = 1 / 30
+# Started threads and their workers: Python must hold both, or a worker can be collected mid-run.
+_LIVE: dict[QThread, QObject] = {}
+
+
+def live_threads() -> list[QThread]:
+    """Threads started here that are still running (the test fixture checks none is left behind)."""
+    return [t for t in _LIVE if t.isRunning()]
+
+
+def start(worker: QObject, entry: Callable[[], None]) -> QThread:
+    """Move ``worker`` to a new thread, run ``entry`` there, and clean both up when it is done."""
+    thread = QThread()
+    worker.moveToThread(thread)
+    thread.started.connect(entry)
+    # Direct: QThread.quit is thread-safe, and a queued call would wait for a UI thread that may itself be
+    # waiting for this thread (on shutdown).
+    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # type: ignore[attr-defined]
+    thread.finished.connect(lambda: _LIVE.pop(thread, None))
+    thread.finished.connect(worker.deleteLater)
+    thread.finished.connect(thread.deleteLater)
+    _LIVE[thread] = worker
+    thread.start()
+    return thread
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """A sentence for the user and the details behind the expander."""
+    details = "".join(traceback.format_exception(exc))
+    if isinstance(exc, HavenError):
+        return str(exc), details
+    return f"Something went wrong ({type(exc).__name__}: {exc}). The details below help when reporting it.", details
+
+
+class TaskWorker(QObject):
+    """Runs ``call()`` off the UI thread; emits ``result`` or ``failed``, then ``done``."""
+
+    result = Signal(object)
+    failed = Signal(str, str)
+    done = Signal()
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__()
+        self._call = call
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.result.emit(self._call())
+        except BaseException as exc:  # reported to the UI, never raised into Qt
+            log.exception("background task failed")
+            self.failed.emit(*describe(exc))
+        finally:
+            self.done.emit()
+
+
+class TurnWorker(QObject):
+    """One chat turn. ``cancel`` (set from the UI thread) stops it within a token."""
+
+    turn_started = Signal(str, int)
+    text = Signal(str)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    done = Signal()
+
+    def __init__(self, session: ChatSession, message: str, conversation_id: str | None,
+                 instructions: str | None = None) -> None:
+        super().__init__()
+        self.cancel = threading.Event()
+        self._session = session
+        self._message = message
+        self._conversation_id = conversation_id
+        self._instructions = instructions
+
+    @Slot()
+    def run(self) -> None:
+        pending: list[str] = []
+        last = time.monotonic()
+        try:
+            events = self._session.send(self._message, self._conversation_id, cancel=self.cancel,
+                                        instructions=self._instructions)
+            for event in events:
+                if isinstance(event, TextReleased):
+                    pending.append(event.text)
+                    if time.monotonic() - last >= BATCH_SECONDS:
+                        self.text.emit("".join(pending))
+                        pending.clear()
+                        last = time.monotonic()
+                elif isinstance(event, TurnStarted):
+                    self.turn_started.emit(event.conversation_id, event.user_message_id)
+                elif isinstance(event, TurnResult):
+                    if pending:
+                        self.text.emit("".join(pending))
+                        pending.clear()
+                    self.finished.emit(event)
+        except BaseException as exc:
+            log.exception("chat turn failed")
+            self.failed.emit(*describe(exc))
+        finally:
+            self.done.emit()
