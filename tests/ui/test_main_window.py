@@ -66,7 +66,7 @@ def test_new_chat_rename_search_delete(qtbot, haven, monkeypatch) -> None:
     from PySide6.QtWidgets import QInputDialog, QMessageBox
 
     window = haven.window
-    for text in ("Tell me about apples.", "Tell me about pears."):
+    for text in ("Tell me about quokkas.", "Tell me about axolotls."):
         window.input.setPlainText(text)
         window.send()
         qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
@@ -74,7 +74,7 @@ def test_new_chat_rename_search_delete(qtbot, haven, monkeypatch) -> None:
         assert window.conversation_id is None and window.chat.messages == []
     sidebar = window.sidebar
     assert sidebar.list.count() == 2
-    qtbot.keyClicks(sidebar.search, "apples")
+    qtbot.keyClicks(sidebar.search, "quokka")
     assert sidebar.list.count() == 1
     sidebar.list.setCurrentRow(0)
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Fruit talk", True))
