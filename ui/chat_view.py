@@ -28,6 +28,12 @@ class ViewMessage:
     category: str | None = None
 
 
+def _close_fences(text: str) -> str:
+    """A reply cut off inside a code block must not turn the rest of the transcript into code."""
+    fences = sum(1 for line in text.splitlines() if line.lstrip().startswith(("```", "~~~")))
+    return text + "\n```" if fences % 2 else text
+
+
 class SafeBrowser(QTextBrowser):
     """A QTextBrowser that loads no resource at all."""
 
@@ -88,7 +94,7 @@ class ChatView(SafeBrowser):
                 note = f" · safety notice ({m.category})" if m.category else " · safety notice"
             elif not m.complete:
                 note = " · stopped"
-            body = m.content if m.content else "…"
+            body = _close_fences(m.content) if m.content else "…"
             parts.append(f"**{who}**{note}\n\n{body}\n")
         return "\n\n---\n\n".join(parts)
 
