@@ -63,13 +63,9 @@ def _spec(core: Core, args: argparse.Namespace) -> DownloadSpec:
     if not args.id:
         raise UsageError("Give a catalog id (see `haven-cli models list`) or --repo and --file.")
     entry = load_catalog().get(args.id)
-    if entry is None or entry.repo is None:
+    if entry is None:
         raise ModelError(f"{args.id!r} is not in Haven's catalog. `haven-cli models list` shows what is.")
-    return DownloadSpec(
-        model_id=entry.id, repo=entry.repo, file=entry.file, revision=args.revision or entry.revision or "main",
-        sha256=entry.sha256, size_bytes=entry.size_bytes, name=entry.name, license=entry.license_name,
-        tags=entry.tags, chat_format=entry.chat_format, endpoint=args.endpoint,
-    )
+    return DownloadSpec.from_catalog(entry, revision=args.revision, endpoint=args.endpoint)
 
 
 class _ProgressLine:

@@ -58,6 +58,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils._headers import build_hf_headers
 
+from assistant.catalog import CatalogEntry
 from assistant.errors import HavenError
 from assistant.gguf import read_gguf
 from assistant.models import ModelRecord, ModelRegistry, sanitize_id
@@ -105,6 +106,17 @@ class DownloadSpec:
     tags: tuple[str, ...] = ("chat",)
     chat_format: str | None = None
     endpoint: str | None = None      # None: HF_ENDPOINT or the public hub
+
+    @classmethod
+    def from_catalog(cls, entry: CatalogEntry, *, revision: str | None = None,
+                     endpoint: str | None = None) -> DownloadSpec:
+        if entry.repo is None:
+            raise DownloadError(f"{entry.name} has no download source in Haven's catalog.")
+        return cls(
+            model_id=entry.id, repo=entry.repo, file=entry.file, revision=revision or entry.revision or "main",
+            sha256=entry.sha256, size_bytes=entry.size_bytes, name=entry.name, license=entry.license_name,
+            tags=entry.tags, chat_format=entry.chat_format, endpoint=endpoint,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py
 
 Runs the real app on the starter model in a temporary HAVEN_HOME, has one short conversation, and
-grabs the main window and the settings panel.
+grabs the main window, the model manager and the settings panel.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HAVEN_HOME"] = tempfile.mkdtemp(prefix="haven-shots-")
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
 
 from assistant.engine import SamplingParams  # noqa: E402
 from ui.app import HavenApp  # noqa: E402
@@ -59,13 +59,17 @@ def main() -> int:
     wait_until(app, lambda: window.turn is None)
     app.processEvents()
     window.grab().save(str(out / "chat.png"))
+    haven.open_models()
+    app.processEvents()
+    haven.models_dialog.grab().save(str(out / "models.png"))
+    haven.models_dialog.close()
     dialog = SettingsDialog(haven.settings, hardware="2 cores (2 threads), 23.5 GiB RAM, no GPU detected",
                             models=[(m.id, m.name) for m in haven.registry.installed()], parent=window)
     dialog.resize(640, 520)
     dialog.show()
     app.processEvents()
     dialog.grab().save(str(out / "settings.png"))
-    tabs = dialog.findChild(__import__("PySide6.QtWidgets", fromlist=["QTabWidget"]).QTabWidget)
+    tabs = dialog.findChild(QTabWidget)
     tabs.setCurrentIndex(3)
     app.processEvents()
     dialog.grab().save(str(out / "settings-safety.png"))

@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QApplication
 
+from assistant.catalog import load_catalog, recommend
 from assistant.cli import configure_logging
+from assistant.credentials import TokenStore
+from assistant.download import Downloader, DownloadSpec, DownloadState
+from assistant.download_queue import DownloadQueue, JobSnapshot
 from assistant.engine import Engine, LoadOptions, SamplingParams
 from assistant.hardware import detect_hardware
 from assistant.models import ModelRegistry
@@ -20,6 +24,7 @@ from assistant.settings import Settings, Theme, load_settings, save_settings
 from assistant.store import Store
 from ui.errors import install_excepthook, show_error
 from ui.main_window import MainWindow
+from ui.models_dialog import DownloadBridge, ModelsDialog
 from ui.settings_dialog import SettingsDialog
 from ui.workers import TaskWorker, live_threads, start
 
@@ -51,15 +56,71 @@ class HavenApp(QObject):
         self.store = Store(self.paths.database_file)
         self.registry = ModelRegistry(self.paths)
         self.engine = Engine()
+        self.catalog = load_catalog()
+        self.hardware = detect_hardware()
+        self.downloads = DownloadQueue(Downloader(self.paths, self.registry, token=TokenStore(self.paths).get()))
+        self.download_bridge = DownloadBridge(self.downloads)
+        self.download_bridge.changed.connect(self._download_changed)
         self.model_id = self.registry.default_id(self.settings.default_model)
         self._closing = False
         self.window = MainWindow(self.store)
         self.window.settings_opener = self.open_settings
+        self.window.models_opener = self.open_models
         install_excepthook(self.window)
         apply_theme(app, self.settings.theme)
         for warning in loaded.warnings:
             show_error(self.window, warning)
+        self._welcome()
         self.load_model()
+
+    def _welcome(self) -> None:
+        """First run: the starter model is ready; recommend the best model that fits this computer."""
+        if self.store.list_conversations():
+            return
+        best = recommend(self.catalog.entries, self.hardware, self.settings.context_length,
+                         gpu_offload=self.settings.gpu_layers != 0)
+        if best is None or self.registry.find(best.id) is not None:
+            return
+        self.window.show_welcome(
+            f"Welcome to Haven. You are chatting with a tiny demo model. For this computer we recommend "
+            f"<b>{best.name}</b> ({best.display_size / 1e9:.1f} GB): {best.description}",
+            lambda: self._download_recommended(best.id))
+
+    def _download_recommended(self, model_id: str) -> None:
+        entry = self.catalog.get(model_id)
+        if entry is not None:
+            self.downloads.submit(DownloadSpec.from_catalog(entry))
+            self.open_models(select=model_id)
+
+    def _download_changed(self, job: JobSnapshot) -> None:
+        if job.state is DownloadState.COMPLETED:
+            self.window.statusBar().showMessage(f"{job.spec.name or job.spec.model_id} is installed.", 8000)
+        elif job.state is DownloadState.FAILED and job.error:
+            self.window.statusBar().showMessage(job.error, 15000)
+
+    def open_models(self, select: str | None = None) -> None:
+        def spec_for(model_id: str) -> DownloadSpec:
+            entry = self.catalog.get(model_id)
+            if entry is None:
+                raise ValueError(model_id)
+            return DownloadSpec.from_catalog(entry)
+
+        dialog = ModelsDialog(self.catalog, self.registry, self.hardware, self.downloads, self.download_bridge,
+                              context_length=self.settings.context_length, default_id=lambda: self.model_id,
+                              set_default=self.set_default_model, spec_for=spec_for, parent=self.window)
+        if select:
+            dialog.select(select)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.models_dialog = dialog
+
+    def set_default_model(self, model_id: str) -> None:
+        new = self.settings.replace(default_model=model_id)
+        save_settings(self.paths.settings_file, new)
+        self.settings = new
+        if model_id != self.model_id and self.window.turn is None:
+            self.model_id = model_id
+            self.load_model()
 
     def load_model(self) -> None:
         model = self.registry.get(self.model_id)
@@ -115,6 +176,7 @@ class HavenApp(QObject):
     def shutdown(self) -> None:
         """Let background work finish (a turn is already stopped by the window), then free the model."""
         self._closing = True
+        self.downloads.close()  # a running download pauses; its partial file is kept for next time
         for thread in live_threads():
             thread.wait(2000)
         self.engine.close()

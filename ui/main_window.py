@@ -11,6 +11,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self.turn: TurnWorker | None = None
         self.turn_thread: QThread | None = None
         self.settings_opener: Callable[[], None] | None = None
+        self.models_opener: Callable[[], None] | None = None
 
         self.sidebar = ConversationList(store)
         self.sidebar.selected.connect(self.open_conversation)
@@ -89,6 +91,20 @@ class MainWindow(QMainWindow):
         row.addLayout(column)
         right = QWidget()
         right_layout = QVBoxLayout(right)
+        self.welcome = QFrame()
+        self.welcome.setFrameShape(QFrame.Shape.StyledPanel)
+        self.welcome_text = QLabel()
+        self.welcome_text.setWordWrap(True)
+        self.welcome_download = QPushButton("Download it")
+        self.welcome_download.setAccessibleName("Download the recommended model")
+        dismiss = QPushButton("Not now")
+        dismiss.clicked.connect(self.welcome.hide)
+        welcome_row = QHBoxLayout(self.welcome)
+        welcome_row.addWidget(self.welcome_text, 1)
+        welcome_row.addWidget(self.welcome_download)
+        welcome_row.addWidget(dismiss)
+        self.welcome.hide()
+        right_layout.addWidget(self.welcome)
         right_layout.addWidget(self.chat, 1)
         right_layout.addLayout(row)
         splitter = QSplitter()
@@ -110,8 +126,10 @@ class MainWindow(QMainWindow):
         stop = QAction("&Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape), triggered=self.stop)
         settings = QAction("Se&ttings…", self, shortcut=QKeySequence("Ctrl+,"),
                            triggered=lambda: self.settings_opener() if self.settings_opener else None)
+        models = QAction("&Models…", self, shortcut=QKeySequence("Ctrl+M"),
+                         triggered=lambda: self.models_opener() if self.models_opener else None)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
-        for action in (new, stop, settings, quit_action):
+        for action in (new, stop, models, settings, quit_action):
             menu.addAction(action)
             self.addAction(action)
 
@@ -128,6 +146,12 @@ class MainWindow(QMainWindow):
         self.session = session
         self.model_status.setText(model_label)
         self.set_ready(True, "Ready")
+
+    def show_welcome(self, html: str, download: Callable[[], None]) -> None:
+        self.welcome_text.setText(html)
+        self.welcome_download.clicked.connect(download)
+        self.welcome_download.clicked.connect(self.welcome.hide)
+        self.welcome.show()
 
     # -- conversations -------------------------------------------------------------------------
 
