@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_status)
         self._actions()
         self.set_ready(False, "Loading the model…")
+        self.input.setFocus()
 
     def _actions(self) -> None:
         menu = self.menuBar().addMenu("&Chat")
@@ -146,6 +147,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.model_status.setText(model_label)
         self.set_ready(True, "Ready")
+        self.input.setFocus()
 
     def show_welcome(self, html: str, download: Callable[[], None]) -> None:
         self.welcome_text.setText(html)
