@@ -230,6 +230,12 @@ class Store:
                     db.execute(f"UPDATE conversations SET {column} = ? WHERE id = ?", (value, conversation_id))
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), conversation_id))
 
+    def delete_messages_from(self, conversation_id: str, message_id: int) -> None:
+        """Remove a message and everything after it (regenerate, edit and resend)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id = ? AND id >= ?", (conversation_id, message_id))
+            db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), conversation_id))
+
     def search(self, text: str) -> list[str]:
         """Ids of conversations whose title or any message contains ``text`` (case-insensitive), newest first."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -151,7 +151,7 @@ class HavenApp(QObject):
 
     def open_settings(self) -> None:
         models = [(m.id, m.name) for m in self.registry.installed()]
-        dialog = SettingsDialog(self.settings, hardware=detect_hardware().describe(), models=models,
+        dialog = SettingsDialog(self.settings, hardware=self.hardware.describe(), models=models, paths=self.paths,
                                 parent=self.window)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return

@@ -1,18 +1,25 @@
 """The main window: conversations on the left, the chat on the right, the message box below.
 
-Keyboard: Enter sends, Shift+Enter starts a new line, Esc stops a reply, Ctrl+N starts a new chat.
+Keyboard: Enter sends, Shift+Enter starts a new line, Esc stops a reply, Ctrl+N starts a new chat,
+Ctrl+R regenerates the last reply, Ctrl+E edits and resends the last message, Ctrl+= / Ctrl+- change
+the text size, Ctrl+M opens the model manager, Ctrl+, the settings.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread
-from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
@@ -22,8 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from assistant.export import conversations_to_markdown, export_json
 from assistant.session import ChatSession, TurnResult
-from assistant.store import Store
+from assistant.store import Store, StoredMessage
 from ui.chat_view import ChatView, ViewMessage
 from ui.conversation_list import ConversationList
 from ui.errors import show_error
@@ -133,6 +141,20 @@ class MainWindow(QMainWindow):
         for action in (new, stop, models, settings, quit_action):
             menu.addAction(action)
             self.addAction(action)
+        edit = self.menuBar().addMenu("&Message")
+        for label, key, handler in (
+            ("&Regenerate last reply", "Ctrl+R", self.regenerate),
+            ("&Edit and resend last message", "Ctrl+E", self.edit_last),
+            ("&Copy last reply", "Ctrl+Shift+C", self.copy_last_reply),
+            ("Copy last code &block", "Ctrl+Shift+B", self.copy_last_code),
+            ("Conversation &instructions…", "Ctrl+I", self.edit_instructions),
+            ("E&xport conversation…", "Ctrl+Shift+E", self.export_conversation),
+            ("&Larger text", "Ctrl+=", lambda: self.chat.zoomIn(1)),
+            ("&Smaller text", "Ctrl+-", lambda: self.chat.zoomOut(1)),
+        ):
+            action = QAction(label, self, shortcut=QKeySequence(key), triggered=handler)
+            edit.addAction(action)
+            self.addAction(action)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -230,6 +252,77 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(False)
         self.sidebar.refresh()
         self.set_ready(self.session is not None)
+
+    # -- editing the conversation -------------------------------------------------------------
+
+    def _last_user(self) -> StoredMessage | None:
+        if self.conversation_id is None:
+            return None
+        return next((m for m in reversed(self.store.messages(self.conversation_id)) if m.role == "user"), None)
+
+    def _rewind(self) -> str | None:
+        """Remove the last user message and its reply; return the message's text."""
+        last = self._last_user()
+        if last is None or self.turn is not None or self.conversation_id is None:
+            return None
+        self.store.delete_messages_from(self.conversation_id, last.id)
+        self.open_conversation(self.conversation_id)
+        return last.content
+
+    def regenerate(self) -> None:
+        text = self._rewind()
+        if text is not None:
+            self.input.setPlainText(text)
+            self.send()
+
+    def edit_last(self) -> None:
+        text = self._rewind()
+        if text is not None:
+            self.input.setPlainText(text)
+            self.input.setFocus()
+
+    def _last_reply(self) -> str:
+        return next((m.content for m in reversed(self.chat.messages) if m.role == "assistant"), "")
+
+    def copy_last_reply(self) -> None:
+        QGuiApplication.clipboard().setText(self._last_reply())
+        self.statusBar().showMessage("Copied the last reply.", 3000)
+
+    def copy_last_code(self) -> None:
+        blocks = re.findall(r"```[^\n]*\n(.*?)```", self._last_reply(), re.DOTALL)
+        if blocks:
+            QGuiApplication.clipboard().setText(blocks[-1].rstrip("\n"))
+            self.statusBar().showMessage("Copied the last code block.", 3000)
+        else:
+            self.statusBar().showMessage("The last reply has no code block.", 3000)
+
+    def edit_instructions(self) -> None:
+        if self.conversation_id is None:
+            self.statusBar().showMessage("Start a conversation first; new ones use the instructions in settings.", 5000)
+            return
+        current = self.store.conversation(self.conversation_id).instructions
+        text, ok = QInputDialog.getMultiLineText(self, "Conversation instructions",
+                                                 "How Haven should answer in this conversation:", current)
+        if ok:
+            self.store.update_conversation(self.conversation_id, instructions=text)
+
+    def export_conversation(self, path: str | None = None) -> None:
+        if self.conversation_id is None:
+            return
+        chosen = path or QFileDialog.getSaveFileName(self, "Export conversation", "conversation.md",
+                                                     "Markdown (*.md);;JSON (*.json)")[0]
+        if not chosen:
+            return
+        if chosen.endswith(".json"):
+            text = json.dumps(export_json(self.store, [self.conversation_id]), ensure_ascii=False, indent=2)
+        else:
+            text = conversations_to_markdown(self.store, [self.conversation_id])
+        try:
+            Path(chosen).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            show_error(self, f"Haven could not write {chosen} ({exc.strerror or exc}).")
+            return
+        self.statusBar().showMessage(f"Exported to {chosen}", 5000)
 
     # -- closing -------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -9,14 +11,21 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from assistant.credentials import TokenStore
+from assistant.errors import HavenError
+from assistant.paths import AppPaths
+from assistant.safety.log import SafetyLog
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.settings import BOUNDS, GpuOffload, Settings, Theme
 
@@ -45,7 +54,7 @@ def _int(name: str, value: int) -> QSpinBox:
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, *, hardware: str, models: list[tuple[str, str]],
-                 parent: QWidget | None = None) -> None:
+                 paths: AppPaths | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Haven settings")
         self._original = settings
@@ -119,6 +128,9 @@ class SettingsDialog(QDialog):
         safety.addRow(self.guard)
         tabs.addTab(self._page(safety), "Safety")
 
+        if paths is not None:
+            tabs.addTab(self._data_page(paths), "Data")
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
         buttons.accepted.connect(self.accept)
@@ -127,6 +139,75 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
         layout.addWidget(buttons)
+
+    def _data_page(self, paths: AppPaths) -> QWidget:
+        form = QFormLayout()
+        folder = QLabel(str(paths.data_dir))
+        folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        open_folder = QPushButton("Open data folder")
+        open_folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.data_dir))))
+        form.addRow("Data folder (set HAVEN_HOME to move it)", folder)
+        form.addRow(open_folder)
+        self.tokens = TokenStore(paths)
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setAccessibleName("Hugging Face token")
+        self.token.setPlaceholderText("saved" if self.tokens.get() else "only needed for gated models")
+        save_token = QPushButton("Save token")
+        save_token.clicked.connect(self._save_token)
+        remove_token = QPushButton("Remove token")
+        remove_token.clicked.connect(self._remove_token)
+        self.token_status = QLabel("")
+        row = QHBoxLayout()
+        row.addWidget(self.token, 1)
+        row.addWidget(save_token)
+        row.addWidget(remove_token)
+        form.addRow("Hugging Face token", row)
+        form.addRow(self.token_status)
+        self.safety_log = SafetyLog(paths.safety_log_file)
+        view_log = QPushButton("View safety log…")
+        view_log.clicked.connect(self.show_safety_log)
+        form.addRow("Safety log (kept on this computer only)", view_log)
+        return self._page(form)
+
+    def _save_token(self) -> None:
+        try:
+            where = self.tokens.set(self.token.text())
+        except HavenError as exc:
+            self.token_status.setText(str(exc))
+            return
+        self.token.clear()
+        self.token.setPlaceholderText("saved")
+        self.token_status.setText(f"Saved in {where}.")
+
+    def _remove_token(self) -> None:
+        self.tokens.clear()
+        self.token.setPlaceholderText("only needed for gated models")
+        self.token_status.setText("The token was removed.")
+
+    def show_safety_log(self) -> QDialog:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Safety log")
+        text = QPlainTextEdit()
+        text.setReadOnly(True)
+        text.setAccessibleName("Safety log")
+
+        def fill() -> None:
+            entries = self.safety_log.entries()
+            text.setPlainText("\n".join(
+                f"{e.time}  {e.stage:6s}  {'allowed' if e.allowed else 'BLOCKED ' + (e.category or '')}  "
+                f"{e.classifier}" + ("" if e.score is None else f"  score {e.score:.3f}") for e in entries)
+                or "The safety log is empty.")
+
+        clear = QPushButton("Clear the log")
+        clear.clicked.connect(lambda: (self.safety_log.clear(), fill()))
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(text)
+        layout.addWidget(clear)
+        fill()
+        dialog.resize(640, 400)
+        dialog.show()
+        return dialog
 
     @staticmethod
     def _page(form: QFormLayout) -> QWidget:

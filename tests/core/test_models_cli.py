@@ -144,9 +144,3 @@ def test_the_saved_token_is_sent_to_the_hub(hub) -> None:
     assert refused.returncode == 1 and "refused the access token" in refused.stderr
     cli("hf-token", "set", stdin="hf_secret\n")
     assert cli("models", "download", "--repo", REPO, "--file", FILE, "--endpoint", url).returncode == 0
-
-
-@pytest.fixture(autouse=True)
-def _no_keyring(monkeypatch) -> None:
-    # Tests must not write to a real keyring: the private-file fallback is what they check.
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")

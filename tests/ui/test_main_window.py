@@ -116,3 +116,55 @@ def test_settings_are_saved(qtbot, haven, monkeypatch) -> None:
     assert saved.temperature == 0.3 and saved.user_instructions == "Answer briefly."
     assert haven.window.session.sampling.temperature == 0.3
     assert haven.window.session.user_instructions == "Answer briefly."
+
+
+def test_regenerate_edit_copy_export_instructions(qtbot, haven, tmp_path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QApplication, QInputDialog
+
+    window = haven.window
+    window.session.sampling = window.session.sampling.__class__(max_tokens=40, seed=1)
+    window.input.setPlainText("Write a Python function that adds two numbers, in a code block.")
+    window.send()
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+    conversation = window.conversation_id
+    first_ids = [m.id for m in haven.store.messages(conversation)]
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.turn is None and len(haven.store.messages(conversation)) == 2, timeout=60_000)
+    second_ids = [m.id for m in haven.store.messages(conversation)]
+    assert len(second_ids) == 2 and set(first_ids).isdisjoint(second_ids), "the old turn was replaced"
+
+    window.copy_last_reply()
+    assert QApplication.clipboard().text() == haven.store.messages(conversation)[-1].content
+
+    window.edit_last()
+    assert window.input.toPlainText().startswith("Write a Python function")
+    assert haven.store.messages(conversation) == []
+
+    monkeypatch.setattr(QInputDialog, "getMultiLineText", lambda *a, **k: ("Answer like a pirate.", True))
+    window.input.setPlainText("Hello")
+    window.send()
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+    window.edit_instructions()
+    assert haven.store.conversation(window.conversation_id).instructions == "Answer like a pirate."
+
+    target = tmp_path / "out.json"
+    window.export_conversation(str(target))
+    exported = json.loads(target.read_text())
+    assert exported["conversations"][0]["messages"][0]["content"] == "Hello"
+    window.export_conversation(str(tmp_path / "out.md"))
+    assert "**You**" in (tmp_path / "out.md").read_text()
+
+
+def test_settings_panel_shows_hardware_token_and_safety_log(qtbot, haven) -> None:
+    from ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(haven.settings, hardware="test machine", models=[("a", "A")], paths=haven.paths)
+    qtbot.addWidget(dialog)
+    dialog.token.setText("hf_secret_value")
+    dialog._save_token()
+    assert "Saved" in dialog.token_status.text() and dialog.tokens.get() == "hf_secret_value"
+    dialog._remove_token()
+    assert dialog.tokens.get() is None
+    log_window = dialog.show_safety_log()
+    qtbot.addWidget(log_window)
+    assert log_window.isVisible()
