@@ -66,6 +66,7 @@ class HavenApp(QObject):
         self.window = MainWindow(self.store)
         self.window.settings_opener = self.open_settings
         self.window.models_opener = self.open_models
+        self.window.model_switcher = self.switch_model
         install_excepthook(self.window)
         apply_theme(app, self.settings.theme)
         for warning in loaded.warnings:
@@ -113,6 +114,13 @@ class HavenApp(QObject):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         self.models_dialog = dialog
+
+    def switch_model(self, model_id: str) -> None:
+        """A conversation continues with the model it was held with, when that model is still installed."""
+        if self.registry.find(model_id) is None or model_id == self.model_id or self.window.turn is not None:
+            return
+        self.model_id = model_id
+        self.load_model()
 
     def set_default_model(self, model_id: str) -> None:
         new = self.settings.replace(default_model=model_id)

@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.turn_thread: QThread | None = None
         self.settings_opener: Callable[[], None] | None = None
         self.models_opener: Callable[[], None] | None = None
+        self.model_switcher: Callable[[str], None] | None = None  # per-conversation model
 
         self.sidebar = ConversationList(store)
         self.sidebar.selected.connect(self.open_conversation)
@@ -191,6 +192,9 @@ class MainWindow(QMainWindow):
         if self.turn is not None:
             return
         self.conversation_id = conversation_id
+        model = self.store.conversation(conversation_id).model
+        if self.model_switcher is not None and self.session is not None and model != self.session.model_id:
+            self.model_switcher(model)
         self.chat.set_messages([
             ViewMessage(m.role, m.content, m.complete, m.blocked, m.category)
             for m in self.store.messages(conversation_id)

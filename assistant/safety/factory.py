@@ -19,6 +19,7 @@ from assistant.safety.haven_policy import HavenSafetyPolicy
 from assistant.safety.log import SafetyLog
 from assistant.safety.policy import OutputGuard, SafetyPolicy, Verdict
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
+from assistant.safety.static_embeddings import StaticEmbedder
 from assistant.settings import Settings
 
 __all__ = ["GUARD_MODEL_IDS", "UnavailablePolicy", "build_policy", "installed_guard"]
@@ -51,7 +52,9 @@ def installed_guard(registry: ModelRegistry) -> str | None:
 def build_policy(paths: AppPaths, settings: Settings, registry: ModelRegistry,
                  warnings: list[str] | None = None) -> SafetyPolicy:
     try:
-        input_model, output_model = load_classifier("input"), load_classifier("output")
+        embedder = StaticEmbedder()  # one copy of the word vectors for both classifiers
+        input_model = load_classifier("input", embedder=embedder)
+        output_model = load_classifier("output", embedder=embedder)
     except ConfigError as exc:
         log.error("safety classifiers unavailable: %s", exc)
         return UnavailablePolicy(str(exc))

@@ -118,8 +118,8 @@ def test_verdicts_are_logged_privately_without_text(models, tmp_path: Path) -> N
 def test_missing_classifier_files_block_everything_with_a_reason(tmp_path: Path, monkeypatch) -> None:
     import assistant.safety.factory as factory
 
-    def missing(name: str):
-        return load_classifier(name, folder=tmp_path)
+    def missing(name: str, **kwargs):
+        return load_classifier(name, folder=tmp_path, **kwargs)
 
     monkeypatch.setattr(factory, "load_classifier", missing)
     paths = AppPaths.from_environment().ensure()

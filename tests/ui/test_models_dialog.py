@@ -75,3 +75,24 @@ def test_import_and_set_default(qtbot, haven, tmp_path: Path, starter_path: Path
 def test_first_run_recommends_a_model(haven) -> None:
     assert haven.window.welcome.isVisible()
     assert "recommend" in haven.window.welcome_text.text()
+
+
+def test_each_conversation_keeps_its_model(qtbot, haven, tmp_path: Path, starter_path: Path) -> None:
+    copy = tmp_path / "other.gguf"
+    copy.write_bytes(starter_path.read_bytes())
+    haven.registry.import_file(copy, "other-model")
+    window = haven.window
+    window.input.setPlainText("Hi from the starter model")
+    window.send()
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+    first = window.conversation_id
+    haven.set_default_model("other-model")
+    qtbot.waitUntil(lambda: window.session is not None and window.session.model_id == "other-model", timeout=30_000)
+    window.new_chat()
+    window.input.setPlainText("Hi from the other model")
+    window.send()
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
+    assert haven.store.conversation(window.conversation_id).model == "other-model"
+    window.open_conversation(first)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.model_id == "smollm2-135m-instruct",
+                    timeout=30_000)
