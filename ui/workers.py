@@ -24,26 +24,32 @@ __all__ = ["TaskWorker", "TurnWorker", "live_threads", "start"]
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 1 / 30
-# Started threads and their workers: Python must hold both, or a worker can be collected mid-run.
+# Started threads and their workers. Python owns both (no deleteLater): a worker freed by Python's
+# garbage collector while Qt also had a deferred delete pending crashed the app. They are dropped only
+# once their thread has finished, from the UI thread, which is safe.
 _LIVE: dict[QThread, QObject] = {}
+
+
+def _purge() -> None:
+    for thread in [t for t in _LIVE if t.isFinished()]:
+        del _LIVE[thread]
 
 
 def live_threads() -> list[QThread]:
     """Threads started here that are still running (the test fixture checks none is left behind)."""
+    _purge()
     return [t for t in _LIVE if t.isRunning()]
 
 
 def start(worker: QObject, entry: Callable[[], None]) -> QThread:
-    """Move ``worker`` to a new thread, run ``entry`` there, and clean both up when it is done."""
+    """Move ``worker`` to a new thread and run ``entry`` there; the thread ends when the worker is done."""
+    _purge()
     thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(entry)
     # Direct: QThread.quit is thread-safe, and a queued call would wait for a UI thread that may itself be
     # waiting for this thread (on shutdown).
     worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # type: ignore[attr-defined]
-    thread.finished.connect(lambda: _LIVE.pop(thread, None))
-    thread.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
     _LIVE[thread] = worker
     thread.start()
     return thread
