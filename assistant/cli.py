@@ -31,7 +31,7 @@ from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
 from assistant.settings import Settings, load_settings
 from assistant.store import Store
 
-__all__ = ["interactive_main", "main"]
+__all__ = ["configure_logging", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -326,11 +326,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if core is not None:
             core.close()
-
-
-def interactive_main() -> int:
-    """``haven``: until the desktop app lands, the interactive terminal chat on the default model."""
-    return main(["chat", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
