@@ -167,7 +167,8 @@ def _own(own: Path) -> list[Example]:
     out: list[Example] = []
     prompt_files = (("contrast_benign.jsonl", "contrast"), ("benign_prompts_scary.jsonl", "contrast"),
                     ("benign_prompts.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
-                    ("harmful_extra2.jsonl", "harmful_extra"))
+                    ("harmful_extra2.jsonl", "harmful_extra"), ("harmful_questions.jsonl", "harmful_extra"),
+                    ("benign_questions.jsonl", "benign_prompts"))
     for name, source in prompt_files:
         if (p := own / name).is_file():
             for r in _jsonl(p):
