@@ -167,14 +167,22 @@ def _own(own: Path) -> list[Example]:
     out: list[Example] = []
     prompt_files = (("contrast_benign.jsonl", "contrast"), ("benign_prompts_scary.jsonl", "contrast"),
                     ("benign_prompts.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
-                    ("harmful_extra2.jsonl", "harmful_extra"), ("harmful_questions.jsonl", "harmful_extra"),
-                    ("benign_questions.jsonl", "benign_prompts"))
+                    ("harmful_extra2.jsonl", "harmful_extra"))
     for name, source in prompt_files:
         if (p := own / name).is_file():
             for r in _jsonl(p):
                 harmful = "category" in r
                 out.append(Example(r["prompt"], harmful, r.get("category") if harmful else r.get("sounds_like"),
                                    source, "prompt"))
+    # Question-form probes: plain questions, harmful and benign in the same shapes. Training on them made
+    # the linear model worse on the public sets (it cannot separate the shared shape), so they are kept
+    # as an evaluation-only probe of exactly that weakness.
+    for name in ("harmful_questions.jsonl", "benign_questions.jsonl"):
+        if (p := own / name).is_file():
+            for r in _jsonl(p):
+                harmful = "category" in r
+                out.append(Example(r["prompt"], harmful, r.get("category") if harmful else r.get("sounds_like"),
+                                   "questions-probe", "prompt", eval_only=True))
     reply_files = (("responses_benign.jsonl", "responses_benign"), ("responses_benign2.jsonl", "responses_benign"),
                    ("responses_harmful.jsonl", "responses_harmful"), ("responses_harmful2.jsonl", "responses_harmful"),
                    ("generated_benign_responses.jsonl", "generated"))
