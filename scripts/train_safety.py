@@ -12,7 +12,6 @@ trained with full-batch Adam.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections import Counter
@@ -25,14 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.safety.classifier import TextClassifier  # noqa: E402
 from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
-from assistant.safety.features import featurize  # noqa: E402
+from assistant.safety.features import featurize, sentences  # noqa: E402
 from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
 from assistant.safety.taxonomy import CODES  # noqa: E402
 
 BITS = 18
 HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
 FLOOR = 0.75  # no category threshold goes below this
-SENTENCE_SPLIT = re.compile(r"(?<=[.!?\n])\s+")
 
 
 class Sparse:
@@ -88,9 +86,9 @@ def sentence_windows(benign: list[Example]) -> list[Example]:
     what benign windows look like, not only whole benign replies."""
     out = []
     for example in benign:
-        sentences = [s for s in SENTENCE_SPLIT.split(example.text) if s.strip()]
-        for i in range(len(sentences)):
-            for window in (sentences[i], " ".join(sentences[max(0, i - 1) : i + 1])):
+        parts = sentences(example.text)
+        for i in range(len(parts)):
+            for window in (parts[i], " ".join(parts[max(0, i - 1) : i + 1])):
                 out.append(Example(window, False, example.category, example.source + "-window", "response"))
     return list({e.text: e for e in out}.values())
 

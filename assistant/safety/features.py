@@ -13,7 +13,7 @@ import re
 import unicodedata
 import zlib
 
-__all__ = ["featurize", "windows"]
+__all__ = ["featurize", "sentences", "windows"]
 
 _WORD = re.compile(r"[a-z0-9']+")
 _UNLEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
@@ -55,16 +55,20 @@ def featurize(text: str, bits: int) -> dict[int, float]:
     return {k: (1.0 + math.log(v)) / norm for k, v in counts.items()}
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences (split after . ! ? or a line break), empty pieces dropped."""
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
 def windows(text: str, size: int = 400) -> list[str]:
     """Split long text into sentence-aligned windows of about ``size`` characters (overlapping by one
     sentence), so one harmful sentence inside a long benign text is not diluted away."""
     if len(text) <= size:
         return [text]
-    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     out: list[str] = []
     current: list[str] = []
     length = 0
-    for sentence in sentences:
+    for sentence in sentences(text):
         if current and length + len(sentence) > size:
             out.append(" ".join(current))
             current, length = current[-1:], len(current[-1])
