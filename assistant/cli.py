@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant import __version__
+from assistant.cli_bench import add_bench_command
 from assistant.cli_models import add_model_commands
 from assistant.cli_safety import add_safety_commands
 from assistant.engine import Engine, LoadOptions, SamplingParams
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_commands(commands, common, _Parser)
     add_safety_commands(commands, common, _Parser)
+    add_bench_command(commands, common, _Parser)
     return parser
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import llama_cpp
+from jinja2 import TemplateError
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from assistant.chat import ChatMessage
@@ -84,6 +85,7 @@ class SamplingParams:
     max_tokens: int = 512
     seed: int | None = None  # None: a fresh random seed for every request
     grammar: str | None = None  # a GBNF grammar constraining the output (the guard model's answer)
+    ignore_eos: bool = False    # keep going past end-of-turn (benchmarks of long replies)
 
 
 class StopReason(StrEnum):
@@ -284,7 +286,7 @@ class Engine:
                 )
             llm.verbose = False  # after loading, `verbose` only makes generate() print cache hits to stderr
             return llm
-        except (ValueError, RuntimeError, OSError) as exc:
+        except (ValueError, RuntimeError, OSError, TemplateError) as exc:  # a broken GGUF chat template
             raise ModelError(
                 f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
                 "type this version of Haven does not support; try downloading it again or pick another model."
@@ -447,7 +449,7 @@ class Engine:
                 if stop.is_set():
                     reason = StopReason.CANCELLED
                     break
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
                     break
                 produced += 1
                 text = decoder.decode(self._piece(token))

@@ -6,8 +6,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from assistant.catalog import load_catalog, recommend
 from assistant.cli import configure_logging
@@ -15,6 +15,7 @@ from assistant.credentials import TokenStore
 from assistant.download import Downloader, DownloadSpec, DownloadState
 from assistant.download_queue import DownloadQueue, JobSnapshot
 from assistant.engine import Engine, LoadOptions, SamplingParams
+from assistant.errors import HavenError
 from assistant.hardware import detect_hardware
 from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
@@ -145,13 +146,16 @@ class HavenApp(QObject):
                                user_instructions=settings.user_instructions)
 
         worker = TaskWorker(load)
-        worker.result.connect(lambda session: self._loaded(session, model.name))
-        worker.failed.connect(lambda message, details: self._failed(message, details))
+        # Bound methods of this QObject, not lambdas: PySide6 calls a lambda on the emitting (worker)
+        # thread, while a QObject's method is queued to the thread the object lives in, the UI thread.
+        self._loading_label = model.name
+        worker.result.connect(self._loaded)
+        worker.failed.connect(self._failed)
         start(worker, worker.run)
 
-    def _loaded(self, session: ChatSession, label: str) -> None:
+    def _loaded(self, session: ChatSession) -> None:
         if not self._closing:
-            self.window.attach_session(session, label)
+            self.window.attach_session(session, self._loading_label)
 
     def _failed(self, message: str, details: str) -> None:
         if not self._closing:
@@ -191,13 +195,47 @@ class HavenApp(QObject):
         self.store.close()
 
 
+def quit_when_loaded(app: QApplication, haven: HavenApp, limit_ms: int = 60_000) -> None:
+    """``--smoke-test`` (packaging/ runs it on a built bundle): exit 0 once the window is up and the model
+    loaded, 1 if an error is shown or that takes longer than ``limit_ms``."""
+    def check() -> None:
+        if haven.window.isVisible() and haven.window.session is not None:
+            if sys.stdout is not None:  # None in a windowed Windows build
+                print(f"smoke test: window {haven.window.windowTitle()!r} shown, model loaded", flush=True)
+            app.exit(0)
+        elif (dialog := app.activeModalWidget()) is not None:
+            if sys.stderr is not None:
+                print(f"smoke test: {getattr(dialog, 'text', dialog.windowTitle)()}", file=sys.stderr, flush=True)
+            app.exit(1)
+
+    timer = QTimer(app)
+    timer.timeout.connect(check)
+    timer.start(100)
+    QTimer.singleShot(limit_ms, lambda: app.exit(1))
+
+
+def cannot_start(message: str, *, dialog: bool = True) -> int:
+    """Haven cannot set itself up: say why in a dialog (a GUI app may have no console) and exit with 1."""
+    log.error("Haven cannot start: %s", message)
+    if sys.stderr is not None:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    if dialog:
+        QMessageBox.critical(None, "Haven", message)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(AppPaths.from_environment(), debug="--debug" in (argv or sys.argv))
     app = QApplication(list(argv or sys.argv))
     app.setApplicationName("Haven")
     app.setApplicationDisplayName("Haven")
-    haven = HavenApp(app)
+    try:
+        haven = HavenApp(app)
+    except HavenError as exc:  # its folders or database cannot be used: a sentence, not a silent exit
+        return cannot_start(str(exc), dialog="--smoke-test" not in (argv or sys.argv))
     haven.window.show()
+    if "--smoke-test" in (argv or sys.argv):
+        quit_when_loaded(app, haven)
     code = app.exec()
     haven.shutdown()
     return int(code)

@@ -103,7 +103,7 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.description)
         layout.addLayout(row)
-        bridge.changed.connect(lambda _job: self.refresh())
+        bridge.changed.connect(self._job_changed)  # a bound method: delivered on the UI thread
         self.refresh()
 
     # -- table ---------------------------------------------------------------------------------
@@ -111,6 +111,9 @@ class ModelsDialog(QDialog):
     def _job(self, model_id: str) -> JobSnapshot | None:
         jobs = [j for j in self._queue.jobs() if j.spec.model_id == model_id]
         return jobs[-1] if jobs else None
+
+    def _job_changed(self, _job: JobSnapshot) -> None:
+        self.refresh()
 
     def refresh(self) -> None:
         selected = self.selected_id()

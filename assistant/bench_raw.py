@@ -1,0 +1,68 @@
+"""The benchmark's baseline: plain llama-cpp-python, used the way its own documentation shows.
+
+This is the one module besides :mod:`assistant.engine` that imports ``llama_cpp``, on purpose: the
+throughput ratio in ``haven-cli bench`` compares a full Haven turn against the library itself, so the
+baseline must not go through any of Haven's code. It runs ``Llama.create_completion(stream=True)`` on the
+very prompt tokens Haven would send, with the same load options, sampling settings and seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+
+from assistant.engine import SamplingParams
+
+__all__ = ["RawBaseline", "RawRun"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRun:
+    text: str
+    completion_tokens: int
+    first_token_at: float  # time.perf_counter() when the first piece arrived
+    last_token_at: float   # time.perf_counter() when the stream ended
+
+    @property
+    def tokens_per_second(self) -> float:
+        span = self.last_token_at - self.first_token_at
+        return (self.completion_tokens - 1) / span if span > 0 and self.completion_tokens > 1 else 0.0
+
+
+class RawBaseline:
+    """One ``llama_cpp.Llama``, loaded with the options Haven's engine reports it used."""
+
+    def __init__(self, path: Path, *, n_ctx: int, threads: int, gpu_layers: int, batch_size: int = 512) -> None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            self._llm: Any = llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                n_gpu_layers=gpu_layers, n_batch=batch_size, n_ubatch=batch_size, use_mmap=True, verbose=False,
+            )
+
+    def close(self) -> None:
+        self._llm.close()
+
+    def complete(self, prompt_tokens: list[int], params: SamplingParams, seed: int) -> RawRun:
+        """Stream a completion of ``prompt_tokens``; the stream's chunks are counted as tokens (one each)."""
+        started = time.perf_counter()
+        first: float | None = None
+        pieces: list[str] = []
+        stream = self._llm.create_completion(
+            prompt=prompt_tokens, max_tokens=params.max_tokens, temperature=params.temperature,
+            top_p=params.top_p, top_k=params.top_k, min_p=params.min_p, repeat_penalty=params.repeat_penalty,
+            seed=seed, stream=True,
+        )
+        count = 0
+        for chunk in stream:
+            if first is None:
+                first = time.perf_counter()
+            pieces.append(chunk["choices"][0]["text"])
+            count += 1
+        end = time.perf_counter()
+        return RawRun("".join(pieces), count, first if first is not None else started, end)

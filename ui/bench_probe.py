@@ -1,0 +1,158 @@
+"""``python -m ui.bench_probe``: the desktop app timed from the inside, for ``haven-cli bench``.
+
+The probe starts the real app (:class:`ui.app.HavenApp`, exactly as ``haven`` does), notes when the
+window is first exposed, waits for the model, sends one message through the window, notes when the first
+text reaches the chat view, and watches the main thread with a heartbeat timer while the reply streams.
+Then it quits and prints one JSON line. ``haven-cli bench`` runs it in a fresh process, so start-up is
+measured from process start (the parent passes its spawn time in ``HAVEN_BENCH_T0``), and peak memory
+is this process's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from assistant.cli import configure_logging
+from assistant.paths import AppPaths
+from ui.app import HavenApp
+
+SPAWN_TIME_VARIABLE = "HAVEN_BENCH_T0"  # time.time() in the parent just before it started this process
+HEARTBEAT_MS = 5
+PROMPT = "Write a long story about a lighthouse keeper and her cat, with many details."
+
+
+def peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+
+
+class _ShownFilter(QObject):
+    """Notes the first expose or paint event: the window is on screen."""
+
+    def __init__(self, shown: Callable[[], None]) -> None:
+        super().__init__()
+        self._shown: Callable[[], None] | None = shown
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if self._shown is not None and event.type() in (QEvent.Type.Expose, QEvent.Type.Paint):
+            self._shown()
+            self._shown = None
+        return False
+
+
+class Probe(QObject):
+    """Hooks into the window; measures, then quits the app. Slots are bound methods of this UI-thread
+    object, so the worker's signals reach them queued, exactly as they reach the window."""
+
+    def __init__(self, spawned_at: float, max_tokens: int) -> None:
+        super().__init__()
+        configure_logging(AppPaths.from_environment(), debug=False)
+        self.spawned_at = spawned_at
+        self.max_tokens = max_tokens
+        self.figures: dict[str, Any] = {}
+        self.app = QApplication([sys.argv[0], "-platform", os.environ.get("QT_QPA_PLATFORM", "offscreen")])
+        self.app.setApplicationName("Haven")
+        self.haven = HavenApp(self.app)
+        window = self.haven.window
+        self.window = window
+        self._last_beat = 0.0
+        self._streaming = False
+        self.max_gap_ms = 0.0
+        self.beats = 0
+
+        self._filter = _ShownFilter(self._shown)
+        self.app.installEventFilter(self._filter)
+        self.heartbeat = QTimer()
+        self.heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+        self.heartbeat.setInterval(HEARTBEAT_MS)
+        self.heartbeat.timeout.connect(self._beat)
+        self._hook(window, "attach_session", after=self._model_ready)
+        window.show()
+
+    def _shown(self) -> None:
+        self.figures["window_ms"] = (time.time() - self.spawned_at) * 1000.0
+
+    @staticmethod
+    def _hook(target: object, name: str, *, after: Callable[[], None]) -> None:
+        """Run ``after`` once a method of one instance was called directly (not through a signal)."""
+        original = getattr(target, name)
+
+        def hooked(*args: Any) -> Any:
+            result = original(*args)
+            after()
+            return result
+
+        setattr(target, name, hooked)
+
+    def _model_ready(self) -> None:
+        self.figures["model_ready_ms"] = (time.time() - self.spawned_at) * 1000.0
+        session = self.window.session
+        if session is not None:
+            session.sampling = dataclasses.replace(session.sampling, max_tokens=self.max_tokens, seed=1234)
+            model = session.engine.model
+            self.figures["model_size_bytes"] = model.size_bytes if model is not None else 0
+        QTimer.singleShot(0, self._send)
+
+    def _send(self) -> None:
+        self.window.input.setPlainText(PROMPT)
+        self.window.send()
+        turn = self.window.turn
+        if turn is not None:  # bound methods of this QObject: queued to the UI thread like the window's own
+            turn.text.connect(self._text_arrived)
+            turn.done.connect(self._turn_done)
+        self._last_beat = time.perf_counter()
+        self.heartbeat.start()
+
+    def _text_arrived(self, _text: str) -> None:
+        if "first_text_ms" not in self.figures:
+            self.figures["first_text_ms"] = (time.time() - self.spawned_at) * 1000.0
+            self._streaming = True
+            self._last_beat = time.perf_counter()
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        if self._streaming:
+            self.max_gap_ms = max(self.max_gap_ms, (now - self._last_beat) * 1000.0)
+            self.beats += 1
+        self._last_beat = now
+
+    def _turn_done(self) -> None:
+        self._streaming = False
+        self.heartbeat.stop()
+        reply = self.window.chat.messages[-1] if self.window.chat.messages else None
+        self.figures.update({
+            "ui_max_stall_ms": max(0.0, self.max_gap_ms - HEARTBEAT_MS),
+            "heartbeats": self.beats,
+            "reply_chars": len(reply.content) if reply is not None else 0,
+            "reply_blocked": bool(reply.blocked) if reply is not None else False,
+        })
+        QTimer.singleShot(0, self.app.quit)
+
+    def run(self) -> dict[str, Any]:
+        code = self.app.exec()
+        self.haven.shutdown()
+        self.figures.update({"exit_code": int(code), "peak_rss_bytes": peak_rss_bytes()})
+        return self.figures
+
+
+def main() -> int:
+    spawned_at = float(os.environ.get(SPAWN_TIME_VARIABLE) or time.time())
+    max_tokens = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    figures = Probe(spawned_at, max_tokens).run()
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
