@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import logging.handlers
 import sys
 import threading
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant import __version__
+from assistant.app_logging import configure_logging
 from assistant.cli_bench import add_bench_command
 from assistant.cli_models import add_model_commands
 from assistant.cli_safety import add_safety_commands
@@ -81,25 +81,6 @@ class Core:
             top_p=s.top_p, top_k=s.top_k, min_p=s.min_p, repeat_penalty=s.repeat_penalty,
             max_tokens=s.max_tokens if args.max_tokens is None else args.max_tokens, seed=args.seed,
         )
-
-
-def configure_logging(paths: AppPaths | None, debug: bool) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(console)
-    if paths is not None:
-        try:
-            paths.log_dir.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                paths.log_file, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
-        except OSError:
-            return
-        handler.setLevel(logging.DEBUG if debug else logging.INFO)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
 
 
 # --- chat --------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from assistant.app_logging import configure_logging
 from assistant.catalog import load_catalog, recommend
-from assistant.cli import configure_logging
 from assistant.credentials import TokenStore
 from assistant.download import Downloader, DownloadSpec, DownloadState
 from assistant.download_queue import DownloadQueue, JobSnapshot

@@ -13,16 +13,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from assistant.cli import configure_logging
+from assistant.app_logging import configure_logging
 from assistant.paths import AppPaths
 from ui.app import HavenApp
 
@@ -32,6 +32,11 @@ PROMPT = "Write a long story about a lighthouse keeper and her cat, with many de
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident memory."""
+    if sys.platform == "win32":
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource  # POSIX only
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
 
@@ -81,6 +86,11 @@ class Probe(QObject):
 
     def _shown(self) -> None:
         self.figures["window_ms"] = (time.time() - self.spawned_at) * 1000.0
+        self._note_memory("window")
+
+    def _note_memory(self, moment: str) -> None:
+        """Resident memory at a moment of the run, to see which stage costs what."""
+        self.figures.setdefault("rss_mb", {})[moment] = round(psutil.Process().memory_info().rss / 2**20, 1)
 
     @staticmethod
     def _hook(target: object, name: str, *, after: Callable[[], None]) -> None:
@@ -96,6 +106,7 @@ class Probe(QObject):
 
     def _model_ready(self) -> None:
         self.figures["model_ready_ms"] = (time.time() - self.spawned_at) * 1000.0
+        self._note_memory("model_ready")
         session = self.window.session
         if session is not None:
             session.sampling = dataclasses.replace(session.sampling, max_tokens=self.max_tokens, seed=1234)
@@ -116,6 +127,7 @@ class Probe(QObject):
     def _text_arrived(self, _text: str) -> None:
         if "first_text_ms" not in self.figures:
             self.figures["first_text_ms"] = (time.time() - self.spawned_at) * 1000.0
+            self._note_memory("first_text")
             self._streaming = True
             self._last_beat = time.perf_counter()
 
@@ -129,6 +141,7 @@ class Probe(QObject):
     def _turn_done(self) -> None:
         self._streaming = False
         self.heartbeat.stop()
+        self._note_memory("reply_done")
         reply = self.window.chat.messages[-1] if self.window.chat.messages else None
         self.figures.update({
             "ui_max_stall_ms": max(0.0, self.max_gap_ms - HEARTBEAT_MS),
