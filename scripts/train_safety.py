@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.safety.classifier import TextClassifier  # noqa: E402
+from assistant.safety.classifier import WIDTH, ConvHead, TextClassifier, conv_inputs  # noqa: E402
 from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
 from assistant.safety.features import featurize, sentences  # noqa: E402
 from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
@@ -31,6 +31,9 @@ from assistant.safety.taxonomy import CODES  # noqa: E402
 BITS = 18
 HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
 FLOOR = 0.75  # no category threshold goes below this
+CONV_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+# Candidate thresholds: steps of 0.01, then finer towards 1 (the combined model is confident).
+GRID = np.round(np.concatenate([np.arange(0.05, 0.955, 0.01), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]]), 3)
 
 
 class Sparse:
@@ -134,25 +137,83 @@ def fit(train: list[Example], steps: int, l2: float, embedder: StaticEmbedder) -
         return [Xh.tdot(g, ncols) + l2 * W, Eh.T @ g + l2 * D, g.sum(axis=0)]
 
     adam(cat_grad, [W, D, B], steps, 0.05)
-    return TextClassifier(np.array(keys), w.astype(np.float32), float(b[0]), W.astype(np.float32),
+    return TextClassifier(np.array(keys), w.astype(np.float32), float(b[0]), W.astype(np.float16).astype(np.float32),
                           B.astype(np.float32), bits=BITS, threshold=0.5, category_thresholds={},
                           embedder=embedder, dense_harm=d.astype(np.float32), dense_cat=D.astype(np.float32))
 
 
+def fit_conv(train: list[Example], embedder: StaticEmbedder, hidden: int, epochs: int, seed: int = 0,
+             lr: float = 2e-3, l2: float = 1e-4, dropout: float = 0.5, batch: int = 128) -> ConvHead:
+    """The convolution head alone, on the same weighted "harmful?" loss, with mini-batch Adam and dropout
+    on the pooled features (the n-gram model fits the training set exactly, so it is trained apart)."""
+    rng = np.random.default_rng(seed)
+    inputs = [conv_inputs(embedder.vectors(e.text)).astype(np.float16) for e in train]
+    y = np.array([e.harmful for e in train], dtype=np.float32)
+    sw = sample_weights(train).astype(np.float32)
+    width = inputs[0].shape[1]
+    params = [rng.normal(0, width**-0.5, (width, hidden)).astype(np.float32), np.zeros(hidden, np.float32),
+              rng.normal(0, 0.01, 2 * hidden).astype(np.float32), np.zeros(1, np.float32)]
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(train))
+        for start in range(0, len(order), batch):
+            chosen = order[start : start + batch]
+            grads = conv_grads(params, [inputs[i] for i in chosen], y[chosen], sw[chosen], l2, dropout, rng)
+            step += 1
+            for p, g, (m, v) in zip(params, grads, moments, strict=True):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                p -= (lr * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)).astype(np.float32)
+    kernel, bias, out, out_bias = params
+    # Rounded as it is stored, so that thresholds are tuned for exactly the model that ships.
+    return ConvHead(kernel.astype(np.float16).astype(np.float32), bias, out, float(out_bias[0]), weight=1.0)
+
+
+def conv_grads(params: list[np.ndarray], inputs: list[np.ndarray], y: np.ndarray, sw: np.ndarray, l2: float,
+               dropout: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Gradients of the weighted logistic loss for one batch: ConvHead.logit, batched, and back again."""
+    kernel, bias, out, out_bias = params
+    lengths = np.array([len(x) for x in inputs])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    owner = np.repeat(np.arange(len(inputs)), lengths)
+    x = np.vstack(inputs).astype(np.float32)
+    pre = x @ kernel + bias
+    active = np.maximum(pre, 0.0)
+    top = np.maximum.reduceat(active, starts, axis=0)
+    pooled = np.hstack([top, np.add.reduceat(active, starts, axis=0) / lengths[:, None]])
+    keep = (rng.random(pooled.shape) >= dropout) / (1.0 - dropout)
+    z = (pooled * keep) @ out + out_bias[0]
+    g = (1 / (1 + np.exp(-z)) - y) * sw / len(y)
+    d_pooled = g[:, None] * out[None, :] * keep
+    hidden = kernel.shape[1]
+    d_active = d_pooled[owner, hidden:] / lengths[owner][:, None] + (active == top[owner]) * d_pooled[owner, :hidden]
+    d_pre = d_active * (pre > 0)
+    return [x.T @ d_pre + l2 * kernel, d_pre.sum(axis=0), (pooled * keep).T @ g + l2 * out, np.array([g.sum()])]
+
+
+def lowest_threshold(budgets: list[tuple[list[float], float]], floor: float) -> float:
+    """The lowest threshold (not below ``floor``) at which each list of benign scores has at most its budget's
+    share at or above it. Candidates: a grid, and just above every score (the model is often confident)."""
+    scores = np.array([x for values, _ in budgets for x in values], dtype=np.float64)
+    candidates = np.unique(np.concatenate([GRID, np.nextafter(scores, 2.0)]))
+    arrays = [(np.array(values), budget) for values, budget in budgets if values]
+    for t in candidates[candidates >= floor]:
+        if all(np.mean(values >= t) <= budget for values, budget in arrays):
+            return float(t)
+    return 1.0
+
+
 def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float) -> None:
-    """The lowest global threshold meeting both false-block budgets on validation, then per-category raises."""
+    """The lowest global threshold meeting both false-block budgets on validation, then per-category ones."""
     scores = [model.score(e.text) for e in val]
     # Synthetic instructions are too easy to say anything about the threshold; real benign sets decide.
     benign = [s.harmful for s, e in zip(scores, val, strict=True)
               if not e.harmful and e.category is None and e.source != "synthetic"]
     hard = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
-    threshold = 0.5
-    for t in np.arange(0.05, 0.951, 0.01):
-        fpr = np.mean(np.array(benign) >= t) if benign else 0.0
-        hard_fpr = np.mean(np.array(hard) >= t) if hard else 0.0
-        if fpr <= max_fpr and hard_fpr <= max_hard_fpr:
-            threshold = float(t)
-            break
+    threshold = lowest_threshold([(benign, max_fpr), (hard, max_hard_fpr)], 0.05)
     # Per category: the lowest threshold (not below FLOOR) at which the benign and contrast validation items
     # the model assigns to that category stay within the contrast budget. Categories whose look-alikes are
     # common (S6 medical questions, S10 discussions of prejudice) end up stricter, rare ones more sensitive.
@@ -160,14 +221,23 @@ def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr
     for code in CODES:
         assigned = [s.harmful for s, e in zip(scores, val, strict=True)
                     if not e.harmful and e.source != "synthetic" and s.category == code]
-        chosen = threshold
-        for t in np.arange(FLOOR, 0.951, 0.01):
-            if not assigned or np.mean(np.array(assigned) >= t) <= max_hard_fpr:
-                chosen = float(t)
-                break
-        per_category[code] = round(max(chosen, FLOOR), 3)
-    model.threshold = round(threshold, 3)
+        per_category[code] = round(lowest_threshold([(assigned, max_hard_fpr)], FLOOR), 6)
+    model.threshold = round(threshold, 6)
     model.category_thresholds = per_category
+
+
+def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example]) -> ConvHead:
+    """The convolution's share of the logit: the smallest one whose validation recall (thresholds tuned for
+    it) is within a point of the best, among those within the false-block targets (0: the n-grams alone)."""
+    recalls: dict[float, float] = {}
+    for weight in CONV_WEIGHTS:
+        model.conv = conv.with_weight(weight)
+        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03)
+        figures = report(model, val, f"conv weight {weight}")
+        if figures["false_block_rate"] <= 0.03 and figures["contrast_false_block_rate"] <= 0.05:
+            recalls[weight] = figures["recall"]
+    best = max(recalls.values(), default=0.0)
+    return conv.with_weight(min((w for w, r in recalls.items() if r >= best - 0.01), default=0.0))
 
 
 def report(model: TextClassifier, examples: list[Example], label: str) -> dict[str, float]:
@@ -194,11 +264,18 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "resources" / "safety")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--l2", type=float, default=1e-6)
+    parser.add_argument("--hidden", type=int, default=256, help="the input model's convolution filters (0: none)")
+    parser.add_argument("--output-hidden", type=int, default=0,
+                        help="the output model's convolution filters (default none: not yet validated on replies)")
+    parser.add_argument("--epochs", type=int, default=20, help="passes of the convolution's training")
+    parser.add_argument("--only", choices=("input", "output"), help="train one of the two models")
     args = parser.parse_args()
     examples = [e for e in load_examples(args.shared, args.own) if not e.eval_only]
     embedder = StaticEmbedder()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, kind in (("input", "prompt"), ("output", "response")):
+        if args.only not in (None, name):
+            continue
         data = [e for e in examples if e.kind == kind]
         train = [e for e in data if split_of(e.text) == "train"]
         if kind == "response":
@@ -208,15 +285,21 @@ def main() -> int:
         print(f"{name}: {len(train)} training examples {counts}, {len(val)} validation")
         started = time.monotonic()
         model = fit(train, args.steps, args.l2, embedder)
-        model.name = f"haven-linear-{name}"
+        model.name = f"haven-{name}"
+        hidden = args.hidden if name == "input" else args.output_hidden
+        if hidden:
+            conv = fit_conv(train, embedder, hidden, args.epochs)
+            model.conv = choose_weight(model, conv, val)
         tune(model, val, max_fpr=0.02, max_hard_fpr=0.03)
-        print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}")
+        weight = model.conv.weight if model.conv is not None else 0.0
+        print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}, conv weight {weight}")
         figures = {"train": report(model, train, "train"), "validation": report(model, val, "validation")}
         model.save(args.out / name, {
             "trained_on": sorted({e.source for e in train}),
             "training_examples": len(train), "validation_figures": figures["validation"],
             "features": f"hashed word 1-2 grams and char 3-5 grams ({BITS} bits) and the mean all-MiniLM-L6-v2 "
-                        "input word-piece vector",
+                        "input word-piece vector" + (f"; a width-{WIDTH} convolution over those vectors "
+                                                     f"({hidden} filters, weight {weight})" if hidden else ""),
         })
     return 0
 

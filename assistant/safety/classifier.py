@@ -1,8 +1,11 @@
-"""Haven's built-in safety classifier: a linear model over hashed n-grams, shipped in ``resources/safety``.
+"""Haven's built-in safety classifier: hashed n-grams, static word vectors and a small convolution over
+them, shipped in ``resources/safety``.
 
 Two of them: one for prompts (the input check) and one for replies (the output filter). Each has a
 "harmful?" head (logistic) and a category head (softmax over S1..S14), and a threshold per category,
-tuned on a validation split by ``scripts/train_safety.py``. No torch, no download: NumPy and ~1 ms.
+tuned on a validation split by ``scripts/train_safety.py``. The "harmful?" logit is the sum of a linear
+model over the n-grams and the mean word vector, and of a :class:`ConvHead` reading the word vectors in
+order. No torch, no download: NumPy and a few milliseconds.
 
 A long text is scored window by window (the most harmful window counts), so one harmful request
 cannot hide inside a long harmless preamble.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,9 @@ from assistant.safety.features import featurize, windows
 from assistant.safety.static_embeddings import StaticEmbedder
 from assistant.safety.taxonomy import CODES
 
-__all__ = ["ClassifierScore", "TextClassifier", "load_classifier"]
+__all__ = ["ClassifierScore", "ConvHead", "TextClassifier", "conv_inputs", "load_classifier"]
+
+WIDTH = 3  # word pieces the convolution sees at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +43,81 @@ class ClassifierScore:
         return self.harmful >= self.threshold
 
 
+def conv_inputs(vectors: np.ndarray) -> np.ndarray:
+    """One row per word piece: its vector with its neighbours' (zeros past either end), ``WIDTH`` in all.
+    A text without word pieces is one row of zeros."""
+    if not len(vectors):
+        vectors = np.zeros((1, vectors.shape[1]), dtype=np.float32)
+    pad = np.zeros((WIDTH // 2, vectors.shape[1]), dtype=np.float32)
+    padded = np.vstack([pad, vectors, pad])
+    return np.hstack([padded[i : i + len(vectors)] for i in range(WIDTH)])
+
+
+class ConvHead:
+    """A convolution over the word-piece vectors (``WIDTH`` at a time, ReLU), max- and mean-pooled over the
+    text, and a linear read-out: it sees a word with its neighbours ("kill" next to "process" or next to
+    "neighbour"), which a bag of n-grams only knows for word pairs it was trained on. ``weight`` is its
+    share in the classifier's logit, chosen on the validation split.
+
+    The convolution is linear before the ReLU, so each word piece's part of it (its vector times each of
+    the ``WIDTH`` kernel blocks) is computed once and cached: a check is then sums and a maximum, with no
+    matrix product (which, multi-threaded on a busy machine, cost tens of milliseconds now and then)."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, out: np.ndarray, out_bias: float,
+                 weight: float) -> None:
+        self.kernel = kernel.astype(np.float32)   # (WIDTH * 384, hidden)
+        self.bias = bias.astype(np.float32)       # (hidden,)
+        self.out = out.astype(np.float32)         # (2 * hidden,): max-pooled, then mean-pooled
+        self.out_bias = float(out_bias)
+        self.weight = float(weight)
+        hidden = self.kernel.shape[1]
+        # (384, WIDTH * hidden): block k of the kernel applies to the word piece k - WIDTH // 2 places away
+        self._blocks = np.ascontiguousarray(
+            self.kernel.reshape(WIDTH, -1, hidden).transpose(1, 0, 2).reshape(-1, WIDTH * hidden))
+        self._parts: dict[int, np.ndarray] = {}
+
+    def with_weight(self, weight: float) -> ConvHead:
+        return ConvHead(self.kernel, self.bias, self.out, self.out_bias, weight)
+
+    def _read_out(self, active: np.ndarray) -> float:
+        pooled = np.concatenate([active.max(axis=0), active.mean(axis=0)])
+        return float(pooled @ self.out) + self.out_bias
+
+    def logit_of_vectors(self, vectors: np.ndarray) -> float:
+        """The definition (and what training computes, batched): a product per window of word pieces."""
+        return self._read_out(np.maximum(conv_inputs(vectors) @ self.kernel + self.bias, 0.0))
+
+    def logit(self, ids: list[int], rows: Callable[[list[int]], np.ndarray]) -> float:
+        """The same from word-piece ids; ``rows`` gives the vectors of ids not seen before."""
+        if not ids:
+            return self._read_out(np.maximum(self.bias, 0.0)[None, :])
+        new = [i for i in dict.fromkeys(ids) if i not in self._parts]
+        if new:
+            for i, part in zip(new, rows(new) @ self._blocks, strict=True):
+                self._parts[i] = part
+        hidden = len(self.bias)
+        parts = np.stack([self._parts[i] for i in ids]).reshape(len(ids), WIDTH, hidden)
+        pre = parts[:, WIDTH // 2] + self.bias
+        for k in range(WIDTH):
+            shift = k - WIDTH // 2  # the word piece ``shift`` places away contributes through block k
+            if shift < 0:
+                pre[-shift:] += parts[: len(ids) + shift, k]
+            elif shift > 0:
+                pre[:-shift] += parts[shift:, k]
+        return self._read_out(np.maximum(pre, 0.0))
+
+
 class TextClassifier:
-    """``dense_*`` weights apply to the static word-vector embedding of the text, when an embedder is given."""
+    """``dense_*`` weights apply to the static word-vector embedding of the text, when an embedder is given;
+    ``conv`` (which needs the embedder too) adds its logit to the "harmful?" head."""
 
     def __init__(self, buckets: np.ndarray, w_harm: np.ndarray, b_harm: float, w_cat: np.ndarray,
                  b_cat: np.ndarray, *, bits: int, threshold: float, category_thresholds: dict[str, float],
                  name: str = "haven-linear", embedder: StaticEmbedder | None = None,
-                 dense_harm: np.ndarray | None = None, dense_cat: np.ndarray | None = None) -> None:
+                 dense_harm: np.ndarray | None = None, dense_cat: np.ndarray | None = None,
+                 conv: ConvHead | None = None) -> None:
         self.embedder = embedder
+        self.conv = conv
         self._dense_harm = None if dense_harm is None else dense_harm.astype(np.float32)
         self._dense_cat = None if dense_cat is None else dense_cat.astype(np.float32)
         self._buckets = buckets.astype(np.int64)
@@ -57,22 +130,27 @@ class TextClassifier:
         self.category_thresholds = {c: category_thresholds.get(c, threshold) for c in CODES}
         self.name = name
 
-    def _score_one(self, text: str) -> tuple[float, np.ndarray]:
-        features = featurize(text, self.bits)
-        if not features:
-            return 0.0, self._b_cat
+    def _linear(self, features: dict[int, float]) -> tuple[float, np.ndarray]:
         keys = np.fromiter(features.keys(), dtype=np.int64, count=len(features))
         values = np.fromiter(features.values(), dtype=np.float32, count=len(features))
         rows = np.searchsorted(self._buckets, keys)
         rows[rows >= len(self._buckets)] = 0
         known = self._buckets[rows] == keys
         rows, values = rows[known], values[known]
-        harm = self._b_harm + float(values @ self._w_harm[rows])
-        cat = self._b_cat + values @ self._w_cat[rows]
+        return self._b_harm + float(values @ self._w_harm[rows]), self._b_cat + values @ self._w_cat[rows]
+
+    def _score_one(self, text: str) -> tuple[float, np.ndarray]:
+        features = featurize(text, self.bits)
+        if not features:
+            return 0.0, self._b_cat
+        harm, cat = self._linear(features)
         if self.embedder is not None and self._dense_harm is not None and self._dense_cat is not None:
-            vector = self.embedder.embed(text)
+            ids = self.embedder.ids(text)
+            vector = self.embedder.pool(self.embedder.rows(ids))
             harm += float(vector @ self._dense_harm)
             cat = cat + vector @ self._dense_cat
+            if self.conv is not None and self.conv.weight:
+                harm += self.conv.weight * self.conv.logit(ids, self.embedder.rows)
         return 1.0 / (1.0 + math.exp(-max(min(harm, 50.0), -50.0))), cat
 
     def score(self, text: str) -> ClassifierScore:
@@ -91,6 +169,10 @@ class TextClassifier:
             "b_cat": self._b_cat}
         if self._dense_harm is not None and self._dense_cat is not None:
             arrays |= {"dense_harm": self._dense_harm, "dense_cat": self._dense_cat}
+        if self.conv is not None:
+            arrays |= {"conv_kernel": self.conv.kernel.astype(np.float16), "conv_bias": self.conv.bias,
+                       "conv_out": self.conv.out, "conv_out_bias": np.asarray(self.conv.out_bias, dtype=np.float32),
+                       "conv_weight": np.asarray(self.conv.weight, dtype=np.float32)}
         np.savez_compressed(path.with_suffix(".npz"), **arrays)  # type: ignore[arg-type]
         meta = {"bits": self.bits, "threshold": self.threshold, "category_thresholds": self.category_thresholds,
                 "name": self.name, **metadata}
@@ -105,6 +187,11 @@ def load_classifier(name: str, folder: Path | None = None, embedder: StaticEmbed
         meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
         with np.load(base.with_suffix(".npz")) as data:
             dense = "dense_harm" in data.files
+            conv = None
+            if dense and "conv_kernel" in data.files:
+                conv = ConvHead(data["conv_kernel"].astype(np.float32), data["conv_bias"].astype(np.float32),
+                                data["conv_out"].astype(np.float32), float(data["conv_out_bias"]),
+                                float(data["conv_weight"]))
             if dense and embedder is None:
                 embedder = StaticEmbedder()
             return TextClassifier(
@@ -113,6 +200,7 @@ def load_classifier(name: str, folder: Path | None = None, embedder: StaticEmbed
                 category_thresholds={k: float(v) for k, v in meta["category_thresholds"].items()},
                 name=str(meta.get("name", name)), embedder=embedder if dense else None,
                 dense_harm=data["dense_harm"] if dense else None, dense_cat=data["dense_cat"] if dense else None,
+                conv=conv,
             )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(

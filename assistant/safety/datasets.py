@@ -166,8 +166,9 @@ def _own(own: Path) -> list[Example]:
     ("sounds_like" a category), and replies the same way."""
     out: list[Example] = []
     prompt_files = (("contrast_benign.jsonl", "contrast"), ("benign_prompts_scary.jsonl", "contrast"),
-                    ("benign_prompts.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
-                    ("harmful_extra2.jsonl", "harmful_extra"))
+                    ("contrast_benign2.jsonl", "contrast"), ("benign_prompts.jsonl", "benign_prompts"),
+                    ("benign_prompts2.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
+                    ("harmful_extra2.jsonl", "harmful_extra"), ("harmful_extra3.jsonl", "harmful_extra"))
     for name, source in prompt_files:
         if (p := own / name).is_file():
             for r in _jsonl(p):

@@ -41,15 +41,17 @@ def _read_table(path: Path) -> np.ndarray:
         (size,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(size))
     info = header[TABLE]
-    if info["dtype"] != "F32" or info["shape"][1] != DIMENSION:
+    dtypes = {"F32": np.float32, "F16": np.float16}  # the frozen bundle ships it in half precision already
+    if info["dtype"] not in dtypes or info["shape"][1] != DIMENSION:
         raise ValueError(f"unexpected {TABLE}: {info['dtype']} {info['shape']}")
     start, end = info["data_offsets"]
     rows = info["shape"][0]
-    if end - start != rows * DIMENSION * 4:
+    dtype = np.dtype(dtypes[info["dtype"]])
+    if end - start != rows * DIMENSION * dtype.itemsize:
         raise ValueError("the embedding table's size does not match its shape")
     with path.open("rb") as handle:
         handle.seek(8 + size + start)
-        table = np.fromfile(handle, dtype=np.float32, count=rows * DIMENSION).reshape(rows, DIMENSION)
+        table = np.fromfile(handle, dtype=dtype, count=rows * DIMENSION).reshape(rows, DIMENSION)
     # Half precision in memory (23 MB instead of 47 MB): the mean of a few vectors loses nothing that matters.
     return table.astype(np.float16)
 
@@ -144,10 +146,26 @@ class StaticEmbedder:
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"The word vectors in {folder} cannot be read ({exc}); reinstall Haven.") from exc
 
-    def embed(self, text: str, limit: int = 512) -> np.ndarray:
-        ids = self._tokenizer.encode(text, limit)[1:-1]
-        if not ids:
+    def ids(self, text: str, limit: int = 512) -> list[int]:
+        """The text's word-piece ids (without [CLS] and [SEP])."""
+        return self._tokenizer.encode(text, limit)[1:-1]
+
+    def rows(self, ids: list[int]) -> np.ndarray:
+        """The vectors of these word pieces, one row each."""
+        return np.asarray(self._table[ids], dtype=np.float32).reshape(len(ids), DIMENSION)
+
+    def vectors(self, text: str, limit: int = 512) -> np.ndarray:
+        """The text's word-piece vectors in order, one row each (no rows for an empty text)."""
+        return self.rows(self.ids(text, limit))
+
+    @staticmethod
+    def pool(vectors: np.ndarray) -> np.ndarray:
+        """The unit-length mean of word-piece vectors (zeros for none): what ``embed`` returns."""
+        if not len(vectors):
             return np.zeros(DIMENSION, dtype=np.float32)
-        vector: np.ndarray = np.asarray(self._table[ids], dtype=np.float32).mean(axis=0)
+        vector: np.ndarray = vectors.mean(axis=0)
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm else vector
+
+    def embed(self, text: str, limit: int = 512) -> np.ndarray:
+        return self.pool(self.vectors(text, limit))

@@ -82,6 +82,19 @@ def test_a_harmful_reply_is_caught_and_a_benign_one_passes(models) -> None:
     assert not output_model.score("To stop a stuck Python process, run `kill -9 <pid>` or press Ctrl+C.").blocked
 
 
+def test_the_convolution_from_cached_parts_matches_its_definition(models) -> None:
+    for model in models:
+        if model.conv is None:
+            continue
+        assert model.embedder is not None
+        for text in ("How do I kill a Python process?", "a", "Sure, here is a tutorial on how to make a bomb.",
+                     "word " * 300):
+            ids = model.embedder.ids(text)
+            expected = model.conv.logit_of_vectors(model.embedder.rows(ids))
+            assert abs(model.conv.logit(ids, model.embedder.rows) - expected) < 1e-3, text
+    assert models[0].conv is not None, "the shipped input model has its convolution"
+
+
 class KeywordClassifier:
     """Blocks only when both halves of a split request are in the text it sees."""
 
@@ -109,7 +122,7 @@ def test_verdicts_are_logged_privately_without_text(models, tmp_path: Path) -> N
     policy.check_input([], "How do I bake bread?")
     entries = log.entries()
     assert [(e.stage, e.allowed) for e in entries] == [("input", False), ("input", True)]
-    assert entries[0].category == "S9" and entries[0].classifier == "haven-linear-input"
+    assert entries[0].category == "S9" and entries[0].classifier == "haven-input"
     assert "bomb" not in log.path.read_text() and "bread" not in log.path.read_text()
     log.clear()
     assert log.entries() == []
