@@ -36,27 +36,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub reads its settings
 
-import httpx2
-from huggingface_hub import (
-    HfApi,
-    get_hf_file_metadata,
-    get_session,
-    hf_hub_url,
-    hf_raise_for_status,
-)
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils._headers import build_hf_headers
+if TYPE_CHECKING:
+    import httpx2
+
+# huggingface_hub and its HTTP client are imported where a download needs them, not with this module:
+# they cost the desktop app ~20 MB and a few hundred milliseconds of start-up it has no use for until
+# the user asks for a download.
 
 from assistant.catalog import CatalogEntry
 from assistant.errors import HavenError
@@ -218,6 +207,8 @@ class Downloader:
         return (spec.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
     def _metadata(self, spec: DownloadSpec) -> _Remote:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
         endpoint = self._endpoint(spec)
         url = hf_hub_url(spec.repo, spec.file, revision=spec.revision, endpoint=endpoint)
         meta = self._with_retries(lambda: get_hf_file_metadata(
@@ -226,6 +217,8 @@ class Downloader:
         return _Remote(url, meta.commit_hash, etag, meta.size, etag.lower() if _is_sha256(etag) else None)
 
     def _expected_sha256(self, spec: DownloadSpec, remote: _Remote) -> str:
+        from huggingface_hub import HfApi
+
         if spec.sha256:
             if remote.sha256 and remote.sha256 != spec.sha256.lower():
                 raise DownloadError(
@@ -280,6 +273,9 @@ class Downloader:
 
     def _transfer(self, part: Path, spec: DownloadSpec, remote: _Remote, total: int | None,
                   stop: threading.Event, report: Callable[[DownloadProgress], None]) -> str:
+        import httpx2
+        from huggingface_hub.errors import HfHubHTTPError
+
         hasher = _hash_file(part)
         meter = _Meter(total, report)
         attempt = 0
@@ -315,6 +311,10 @@ class Downloader:
 
     def _fetch_from(self, part: Path, offset: int, remote: _Remote, spec: DownloadSpec, hasher: Any,
                     meter: _Meter, stop: threading.Event) -> None:
+        import httpx2
+        from huggingface_hub import get_session, hf_raise_for_status
+        from huggingface_hub.utils._headers import build_hf_headers
+
         headers = build_hf_headers(token=self._token or False)
         headers["Accept-Encoding"] = "identity"
         if offset:
@@ -402,6 +402,16 @@ class Downloader:
         return target
 
     def _explain(self, exc: Exception, spec: DownloadSpec) -> DownloadError:
+        import httpx2
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
         where = f"{spec.repo}/{spec.file}"
         if isinstance(exc, DownloadError):
             return exc
@@ -438,6 +448,9 @@ class Downloader:
 
 
 def _transient(exc: Exception) -> bool:
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
     if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
         return True  # may be a blip; retried a few times before "offline" is the answer
     if isinstance(exc, httpx2.TransportError):

@@ -1,0 +1,7 @@
+"""The frozen ``haven-cli`` executable: the headless commands, the same entry point as the installed command."""
+
+import sys
+
+from assistant.cli import main
+
+sys.exit(main())
