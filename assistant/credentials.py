@@ -7,6 +7,7 @@ Precedence when reading: the ``HF_TOKEN`` environment variable, then the keyring
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
@@ -40,7 +41,12 @@ def _usable_keyring() -> object | None:
 class TokenStore:
     def __init__(self, paths: AppPaths, *, use_keyring: bool = True) -> None:
         self._file = paths.config_dir / "hf-token"
-        self._keyring = _usable_keyring() if use_keyring else None
+        self._use_keyring = use_keyring
+
+    @functools.cached_property
+    def _keyring(self) -> object | None:
+        """Found on first use: detecting the keyring backend takes a few hundred ms (its plugins load)."""
+        return _usable_keyring() if self._use_keyring else None
 
     @property
     def file(self) -> Path:

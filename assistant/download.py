@@ -151,17 +151,24 @@ class Downloader:
     """Fetches one file at a time into the models folder. Thread-safe per call; no state between calls."""
 
     def __init__(
-        self, paths: AppPaths, registry: ModelRegistry, *, token: str | None = None, retries: int = 6,
+        self, paths: AppPaths, registry: ModelRegistry, *, token: str | None = None,
+        token_source: Callable[[], str | None] | None = None, retries: int = 6,
         backoff_seconds: float = 1.0, timeout_seconds: float = 30.0,
         disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free,
     ) -> None:
+        """``token_source`` is asked for the Hugging Face token when a request needs it, so a token saved
+        while the app runs is used at once, and the keyring is not opened at start-up."""
         self._paths = paths
         self._registry = registry
-        self._token = token
+        self._token_source = token_source if token_source is not None else (lambda: token)
         self._retries = retries
         self._backoff = backoff_seconds
         self._timeout = timeout_seconds
         self._disk_free = disk_free
+
+    @property
+    def _token(self) -> str | None:
+        return self._token_source()
 
     # -- public --------------------------------------------------------------------------------
 

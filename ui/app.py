@@ -59,7 +59,7 @@ class HavenApp(QObject):
         self.engine = Engine()
         self.catalog = load_catalog()
         self.hardware = detect_hardware()
-        self.downloads = DownloadQueue(Downloader(self.paths, self.registry, token=TokenStore(self.paths).get()))
+        self.downloads = DownloadQueue(Downloader(self.paths, self.registry, token_source=TokenStore(self.paths).get))
         self.download_bridge = DownloadBridge(self.downloads)
         self.download_bridge.changed.connect(self._download_changed)
         self.model_id = self.registry.default_id(self.settings.default_model)
