@@ -177,7 +177,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     path = path or resource_path("catalog.json")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"Haven's model catalog {path} cannot be read ({exc}). Reinstall Haven.") from exc
     return parse_catalog(data)
 

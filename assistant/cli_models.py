@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["add_model_commands"]
 
 EXIT_CANCELLED = 130
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 FIT_WORDS = {"yes": "fits", "tight": "tight", "no": "won't fit"}
 
 
@@ -58,6 +60,8 @@ def _spec(core: Core, args: argparse.Namespace) -> DownloadSpec:
             raise UsageError("Give a catalog id, or both --repo OWNER/NAME and --file FILE.gguf.")
         if not args.file.endswith(".gguf") or "/" in args.file or ".." in args.file:
             raise UsageError("--file must be the name of a .gguf file in the repository.")
+        if not _REPO.match(args.repo) or ".." in args.repo or "--" in args.repo:
+            raise UsageError("--repo must be OWNER/NAME as on the hub (letters, digits, '.', '_' and '-').")
         return DownloadSpec(model_id=sanitize_id(args.file.removesuffix(".gguf")), repo=args.repo, file=args.file,
                             revision=args.revision or "main", endpoint=args.endpoint)
     if not args.id:

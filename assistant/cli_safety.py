@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -38,11 +39,23 @@ def output_verdict(policy: SafetyPolicy, prompt: str, response: str) -> Verdict:
     return Verdict.allow(Stage.OUTPUT)
 
 
+def _lines(source: TextIO, name: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines; text that is not UTF-8 gives a sentence, not a traceback."""
+    try:
+        yield from enumerate(source, 1)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name} is not UTF-8 text (it holds the bytes {exc.object[exc.start:exc.end]!r}); "
+                         "save it as UTF-8 and check it again.") from exc
+
+
 def cmd_check(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     policy = core.safety_policy()
-    source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+    try:
+        source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"Haven cannot read {args.jsonl} ({exc.strerror or exc}).") from exc
     with source:
-        for number, line in enumerate(source, 1):
+        for number, line in _lines(source, "the input" if args.jsonl == "-" else args.jsonl):
             if not line.strip():
                 continue
             try:

@@ -26,6 +26,9 @@ SUPPORTED_VERSIONS = (2, 3)
 KEEP_ARRAY_ITEMS = 64
 MAX_STRING_BYTES = 16 * 1024 * 1024
 MAX_KEYS = 100_000
+# llama.cpp's LLAMA_MAX_LAYERS. A layer count of 0 or above this stops the whole process with an assertion
+# inside llama.cpp, so such a file is refused here, before llama.cpp sees it.
+MAX_LAYERS = 512
 
 # type tag -> struct format for scalar types
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -154,4 +157,17 @@ def read_gguf(path: Path) -> GgufInfo:
         raise ModelError(f"The model file {path} does not exist.") from None
     except OSError as exc:
         raise ModelError(f"Haven cannot read the model file {path} ({exc.strerror or exc}).") from exc
-    return GgufInfo(version, tensor_count, metadata)
+    info = GgufInfo(version, tensor_count, metadata)
+    _check_layers(path, info)
+    return info
+
+
+def _check_layers(path: Path, info: GgufInfo) -> None:
+    layers = info.get(f"{info.architecture}.block_count")
+    if layers is None:
+        return
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= MAX_LAYERS:
+        raise ModelError(
+            f"{path.name} says the model has {layers!r} layers, which no model Haven can run has (1 to "
+            f"{MAX_LAYERS}); the file is damaged or was made to crash model runners. Choose another model."
+        )

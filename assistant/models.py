@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,16 @@ class ModelRecord:
     chat_format: str | None = None
 
 
+def _well_typed(record: ModelRecord) -> bool:
+    """A record from installed.json has the types its fields promise (the file may have been edited)."""
+    optional = (record.file, record.path, record.sha256, record.repo, record.revision, record.commit,
+                record.chat_format)
+    return (isinstance(record.name, str) and isinstance(record.license, str)
+            and isinstance(record.size_bytes, int) and not isinstance(record.size_bytes, bool)
+            and isinstance(record.tags, list) and all(isinstance(t, str) for t in record.tags)
+            and all(v is None or isinstance(v, str) for v in optional))
+
+
 def sanitize_id(name: str) -> str:
     """A model id safe as a file name: no separators, no leading dots, never empty."""
     cleaned = _UNSAFE.sub("-", name).strip(".-")
@@ -92,25 +104,45 @@ class ModelRegistry:
 
     # -- the manifest --------------------------------------------------------------------------
 
+    def _read_manifest(self) -> Any:
+        """The parsed file, None when there is none; raises ValueError when it cannot be used."""
+        try:
+            return json.loads(self.manifest_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, RecursionError) as exc:
+            raise ValueError(str(exc)) from exc
+
     def records(self) -> dict[str, ModelRecord]:
         try:
-            data = json.loads(self.manifest_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
+            data = self._read_manifest()
+        except ValueError as exc:
             log.warning("installed.json unreadable (%s); listing model files only", exc)
             return {}
+        models = data.get("models") if isinstance(data, dict) else None
         records: dict[str, ModelRecord] = {}
-        for model_id, raw in (data.get("models", {}) if isinstance(data, dict) else {}).items():
+        for model_id, raw in (models.items() if isinstance(models, dict) else ()):
             try:
                 record = ModelRecord(**raw)
             except TypeError:
                 continue
-            if sanitize_id(model_id) == model_id and (record.file is None or sanitize_id(record.file) == record.file):
+            if _well_typed(record) and sanitize_id(model_id) == model_id and (
+                    record.file is None or sanitize_id(record.file) == record.file):
                 records[model_id] = record
         return records
 
+    def _keep_unreadable_manifest(self) -> None:
+        """Before a rewrite: an installed.json that cannot be read is copied aside, not overwritten."""
+        try:
+            self._read_manifest()
+        except ValueError:
+            backup = self.manifest_file.with_name(f"installed.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            with contextlib.suppress(OSError):
+                shutil.copy2(self.manifest_file, backup)
+                log.warning("installed.json could not be read; it was kept as %s", backup)
+
     def _write(self, records: dict[str, ModelRecord]) -> None:
+        self._keep_unreadable_manifest()
         payload = json.dumps({"schema_version": 1, "models": {k: asdict(v) for k, v in records.items()}}, indent=2)
         folder = self.manifest_file.parent
         folder.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -107,13 +108,18 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             raise TypeError(f"{name} must be true or false")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        # An infinite or NaN float is not a whole number (int() of it would raise OverflowError).
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
             raise TypeError(f"{name} must be a whole number")
         return int(value)
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise TypeError(f"{name} must be a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a whole number too large for a float: clamped like any other out-of-range value
+            return math.inf if value > 0 else -math.inf
     if isinstance(default, str) or default is None:
         if value is None and default is None:
             return None
@@ -166,6 +172,8 @@ def load_settings(path: Path) -> LoadedSettings:
         return settings_from_json(json.loads(text))
     except (ValueError, TypeError) as exc:
         return _replace_broken(path, str(exc))
+    except RecursionError:
+        return _replace_broken(path, "it is nested too deeply to be a settings file")
 
 
 def _replace_broken(path: Path, reason: str) -> LoadedSettings:

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.conversation_id: str | None = None
         self.turn: TurnWorker | None = None
         self.turn_thread: QThread | None = None
+        self._unsent: str | None = None  # the message of a turn that has not been stored yet
         self.settings_opener: Callable[[], None] | None = None
         self.models_opener: Callable[[], None] | None = None
         self.model_switcher: Callable[[str], None] | None = None  # per-conversation model
@@ -207,10 +208,12 @@ class MainWindow(QMainWindow):
     # -- a turn --------------------------------------------------------------------------------
 
     def send(self) -> None:
-        text = self.input.toPlainText().strip()
+        typed = self.input.toPlainText()
+        text = typed.strip()
         if not text or self.session is None or self.turn is not None:
             return
         self.input.clear()
+        self._unsent = typed
         self.chat.add(ViewMessage("user", text))
         self.chat.add(ViewMessage("assistant", "", complete=False))
         worker = TurnWorker(self.session, text, self.conversation_id)
@@ -230,6 +233,7 @@ class MainWindow(QMainWindow):
             self.turn.cancel.set()
 
     def _turn_started(self, conversation_id: str, _user_message_id: int) -> None:
+        self._unsent = None  # stored now
         self.conversation_id = conversation_id
         self.sidebar.refresh()
         self.sidebar.select(conversation_id)
@@ -245,9 +249,14 @@ class MainWindow(QMainWindow):
             self.speed_status.setText(f"{result.tokens_per_second:.1f} tokens/s")
 
     def _turn_failed(self, message: str, details: str) -> None:
+        unsent, self._unsent = self._unsent, None
         if self.chat.messages and self.chat.messages[-1].role == "assistant" and not self.chat.messages[-1].content:
             self.chat.messages.pop()
+            if unsent is not None and self.chat.messages and self.chat.messages[-1].role == "user":
+                self.chat.messages.pop()  # refused before it was stored (too long, say): back to the box
             self.chat.render_now()
+        if unsent is not None and not self.input.toPlainText():
+            self.input.setPlainText(unsent)
         show_error(self, message, details)
 
     def _turn_done(self) -> None:
