@@ -255,12 +255,16 @@ class Engine:
             log.warning("loading with GPU offload failed; retrying on the CPU")
             gpu_layers = 0
             llm = self._construct(path, n_ctx, threads, gpu_layers, options.batch_size)
-        vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        fmt = detect_format(header.chat_template, header.name or path.stem, options.chat_format)
-        formatter = ChatFormatter(
-            fmt, header.chat_template, self._control_tokens(vocab), self._token_names(vocab),
-            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
-        )
+        try:
+            vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            fmt = detect_format(header.chat_template, header.name or path.stem, options.chat_format)
+            formatter = ChatFormatter(
+                fmt, header.chat_template, self._control_tokens(vocab), self._token_names(vocab),
+                add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
+            )
+        except BaseException:
+            llm.close()  # a template Haven cannot use: free the weights and the KV cache before saying so
+            raise
         layers = header.block_count
         self._llm, self._vocab, self._formatter = llm, vocab, formatter
         self._info = ModelInfo(

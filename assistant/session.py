@@ -118,20 +118,20 @@ class ChatSession:
         if instructions is None:
             instructions = existing.instructions if existing is not None else self.user_instructions
 
+        # Planned before anything is stored, and before the input check: a message that cannot fit is
+        # refused at once (a 1 MB paste costs the tokenizer ~1 s, the classifier many more) and leaves no
+        # trace; nothing is generated for it either way.
+        plan = plan_context(
+            system_message(self.policy.system_prompt, instructions), history, ChatMessage(Role.USER, text),
+            count_tokens=self.engine.count_chat_tokens, context_length=info.context_length,
+            reply_budget=params.max_tokens,
+            previous_first_kept=self._first_kept.get(conversation_id or "", 0),
+        )
         verdict = guarded_input_check(self.policy, history, text)
-        plan = None
-        if verdict.allowed:
-            # Planned before anything is stored: a message that cannot fit is refused and leaves no trace.
-            plan = plan_context(
-                system_message(self.policy.system_prompt, instructions), history, ChatMessage(Role.USER, text),
-                count_tokens=self.engine.count_chat_tokens, context_length=info.context_length,
-                reply_budget=params.max_tokens,
-                previous_first_kept=self._first_kept.get(conversation_id or "", 0),
-            )
         conversation_id = self._conversation_for_turn(existing, instructions)
         user_id = self.store.add_user_message(conversation_id, text, model=self.model_id)
         yield TurnStarted(conversation_id, user_id)
-        if plan is None:
+        if not verdict.allowed:
             yield self._blocked_before_generation(conversation_id, user_id, verdict, started)
             return
         self._first_kept[conversation_id] = plan.first_kept
