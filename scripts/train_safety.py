@@ -3,15 +3,18 @@
 
     .venv/bin/python scripts/train_safety.py [--shared ../shared/safety-data] [--own data/safety]
 
-Only the train split is learned from; thresholds are tuned on the validation split; the test split is
-left for `haven-cli safety eval`. The Alpaca no-input set (CC BY-NC) is never used here. NumPy only:
-logistic regression (harmful or not) and softmax regression (which category) over hashed n-grams,
-trained with full-batch Adam.
+Only the train split is learned from; the convolution's weight and the thresholds are tuned on the
+validation split (replies scored through the stream filter, as in a chat); the test split is left for
+`haven-cli safety eval`. The Alpaca no-input set (CC BY-NC) is never used here. NumPy only: logistic
+regression (harmful or not) and softmax regression (which category) over hashed n-grams and the mean word
+vector, trained with full-batch Adam, plus a convolution over the word vectors (mini-batch Adam). About
+20 minutes on 2 cores, most of it the reply model's convolution.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections import Counter
@@ -22,15 +25,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.safety.classifier import WIDTH, ConvHead, TextClassifier, conv_inputs  # noqa: E402
+from assistant.safety.classifier import WIDTH, ClassifierScore, ConvHead, TextClassifier, conv_inputs  # noqa: E402
 from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
 from assistant.safety.features import featurize, sentences  # noqa: E402
+from assistant.safety.policy import Stage, Verdict  # noqa: E402
 from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
+from assistant.safety.stream import StreamFilter  # noqa: E402
 from assistant.safety.taxonomy import CODES  # noqa: E402
 
 BITS = 18
 HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
 FLOOR = 0.75  # no category threshold goes below this
+SPEND_FLOOR = 0.5  # nor below this when the false-block budget is spent on the categories that gain most
+# Validation false-block budgets the thresholds are balanced to (plain benign, benign-but-scary), below the
+# targets on the test split (3 %, 5 %): a budget spent on validation is partly overspent on unseen data, and
+# for prompts the Alpaca evaluation set is blocked more often than the validation benign sets. Replies are
+# scored on validation exactly as the stream filter checks them, so their budget is nearer the target.
+BUDGETS = {"input": (0.015, 0.04), "output": (0.02, 0.05)}
 CONV_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # Candidate thresholds: steps of 0.01, then finer towards 1 (the combined model is confident).
 GRID = np.round(np.concatenate([np.arange(0.05, 0.955, 0.01), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]]), 3)
@@ -206,33 +217,118 @@ def lowest_threshold(budgets: list[tuple[list[float], float]], floor: float) -> 
     return 1.0
 
 
-def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float) -> None:
+def checks(model: TextClassifier, example: Example) -> list[ClassifierScore]:
+    """Every check the app makes of this text: a prompt is checked once; a reply goes through the stream
+    filter exactly as in a chat (fed word by word, each sentence checked with the released text before it,
+    then the whole reply), so thresholds are tuned on the checks that really decide."""
+    if example.kind == "prompt":
+        return [model.score(example.text)]
+    scores: list[ClassifierScore] = []
+
+    def record(text: str) -> Verdict:
+        scores.append(model.score(text))
+        return Verdict.allow(Stage.OUTPUT)
+
+    stream = StreamFilter(record, record)
+    words = example.text.split(" ")
+    for i, word in enumerate(words):
+        stream.feed(word + (" " if i < len(words) - 1 else ""))
+    stream.finish()
+    return scores or [model.score(example.text)]
+
+
+def by_category(scores: list[ClassifierScore]) -> dict[str, float]:
+    """The highest score among the checks the model assigned to each category."""
+    out: dict[str, float] = {}
+    for s in scores:
+        out[s.category] = max(out.get(s.category, 0.0), s.harmful)
+    return out
+
+
+def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float,
+         spend: tuple[float, float] | None = None) -> None:
     """The lowest global threshold meeting both false-block budgets on validation, then per-category ones."""
-    scores = [model.score(e.text) for e in val]
+    scores = [by_category(checks(model, e)) for e in val]
     # Synthetic instructions are too easy to say anything about the threshold; real benign sets decide.
-    benign = [s.harmful for s, e in zip(scores, val, strict=True)
-              if not e.harmful and e.category is None and e.source != "synthetic"]
-    hard = [s.harmful for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
+    benign = [max(s.values()) for s, e in zip(scores, val, strict=True)
+              if not e.harmful and e.category is None and not e.source.startswith("synthetic")]
+    hard = [max(s.values()) for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
     threshold = lowest_threshold([(benign, max_fpr), (hard, max_hard_fpr)], 0.05)
     # Per category: the lowest threshold (not below FLOOR) at which the benign and contrast validation items
     # the model assigns to that category stay within the contrast budget. Categories whose look-alikes are
     # common (S6 medical questions, S10 discussions of prejudice) end up stricter, rare ones more sensitive.
     per_category: dict[str, float] = {}
     for code in CODES:
-        assigned = [s.harmful for s, e in zip(scores, val, strict=True)
-                    if not e.harmful and e.source != "synthetic" and s.category == code]
+        assigned = [s[code] for s, e in zip(scores, val, strict=True)
+                    if not e.harmful and not e.source.startswith("synthetic") and code in s]
         per_category[code] = round(lowest_threshold([(assigned, max_hard_fpr)], FLOOR), 6)
+    if spend:
+        per_category = balance(scores, val, per_category, spend)
     model.threshold = round(threshold, 6)
     model.category_thresholds = per_category
 
 
-def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example]) -> ConvHead:
+def balance(scores: list[dict[str, float]], val: list[Example], thresholds: dict[str, float],
+            budgets: tuple[float, float]) -> dict[str, float]:
+    """Move the per-category thresholds until the validation false blocks just fit the budgets (plain
+    benign, contrast), greedily: while over budget, raise the threshold that removes the most false blocks
+    per harmful item lost; then lower the threshold that catches the most harmful items per false block
+    added, while the budgets allow. The per-category thresholds above give each category few false blocks
+    of its own (with 20 benign items assigned to a category, 3 % allows none), and several categories
+    together may overshoot; this spends the budget where the harmful items are. None goes below SPEND_FLOOR."""
+    thresholds = dict(thresholds)
+    harmful = [i for i, e in enumerate(val) if e.harmful]
+    plain = [i for i, e in enumerate(val)
+             if not e.harmful and e.category is None and not e.source.startswith("synthetic")]
+    hard = [i for i, e in enumerate(val) if not e.harmful and e.category is not None]
+    limits = (int(budgets[0] * len(plain)), int(budgets[1] * len(hard)))
+
+    def counts(t: dict[str, float]) -> tuple[int, int, int]:
+        hit = [any(p >= t[c] for c, p in s.items()) for s in scores]
+        return sum(hit[i] for i in harmful), sum(hit[i] for i in plain), sum(hit[i] for i in hard)
+
+    def over(figures: tuple[int, int, int]) -> int:
+        return max(0, figures[1] - limits[0]) + max(0, figures[2] - limits[1])
+
+    current = counts(thresholds)
+    while True:
+        best: tuple[float, str, float, tuple[int, int, int]] | None = None
+        for code in CODES:
+            if over(current):  # just above the lowest false blocks of this category
+                found = {math.floor(scores[i][code] * 1e6 + 1) / 1e6 for i in plain + hard
+                         if code in scores[i] and scores[i][code] >= thresholds[code]}
+                candidates = sorted(t for t in found if t <= 1.0)[:5]
+            else:  # just at the highest missed harmful items of this category
+                found = {math.floor(scores[i][code] * 1e6) / 1e6 for i in harmful
+                         if code in scores[i] and SPEND_FLOOR <= scores[i][code] < thresholds[code]}
+                candidates = sorted(found, reverse=True)[:5]
+            for t in candidates:
+                figures = counts({**thresholds, code: t})
+                if over(current):
+                    value = (over(current) - over(figures)) / (current[0] - figures[0] + 0.5)
+                    if over(figures) >= over(current):
+                        continue
+                else:
+                    gain = figures[0] - current[0]
+                    if gain <= 0 or over(figures):
+                        continue
+                    value = gain / (figures[1] + figures[2] - current[1] - current[2] + 0.5)
+                if best is None or value > best[0]:
+                    best = (value, code, t, figures)
+        if best is None:
+            return thresholds
+        _, code, t, current = best
+        thresholds[code] = t
+
+
+def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example],
+                  budgets: tuple[float, float]) -> ConvHead:
     """The convolution's share of the logit: the smallest one whose validation recall (thresholds tuned for
     it) is within a point of the best, among those within the false-block targets (0: the n-grams alone)."""
     recalls: dict[float, float] = {}
     for weight in CONV_WEIGHTS:
         model.conv = conv.with_weight(weight)
-        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03)
+        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03, spend=budgets)
         figures = report(model, val, f"conv weight {weight}")
         if figures["false_block_rate"] <= 0.03 and figures["contrast_false_block_rate"] <= 0.05:
             recalls[weight] = figures["recall"]
@@ -241,8 +337,7 @@ def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example]) -> 
 
 
 def report(model: TextClassifier, examples: list[Example], label: str) -> dict[str, float]:
-    scores = [model.score(e.text) for e in examples]
-    blocked = np.array([s.blocked for s in scores])
+    blocked = np.array([any(s.blocked for s in checks(model, e)) for e in examples])
     harmful = np.array([e.harmful for e in examples])
     hard = np.array([(not e.harmful) and e.category is not None for e in examples])
     plain = ~harmful & ~hard
@@ -265,8 +360,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--l2", type=float, default=1e-6)
     parser.add_argument("--hidden", type=int, default=256, help="the input model's convolution filters (0: none)")
-    parser.add_argument("--output-hidden", type=int, default=0,
-                        help="the output model's convolution filters (default none: not yet validated on replies)")
+    parser.add_argument("--output-hidden", type=int, default=256, help="the output model's convolution filters")
     parser.add_argument("--epochs", type=int, default=20, help="passes of the convolution's training")
     parser.add_argument("--only", choices=("input", "output"), help="train one of the two models")
     args = parser.parse_args()
@@ -289,11 +383,13 @@ def main() -> int:
         hidden = args.hidden if name == "input" else args.output_hidden
         if hidden:
             conv = fit_conv(train, embedder, hidden, args.epochs)
-            model.conv = choose_weight(model, conv, val)
-        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03)
+            model.conv = choose_weight(model, conv, val, BUDGETS[name])
+        tune(model, val, max_fpr=0.02, max_hard_fpr=0.03, spend=BUDGETS[name])
         weight = model.conv.weight if model.conv is not None else 0.0
         print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}, conv weight {weight}")
-        figures = {"train": report(model, train, "train"), "validation": report(model, val, "validation")}
+        # Replies are checked sentence by sentence, which is slow over 14,000 texts: every 7th for the record.
+        figures = {"train": report(model, train if kind == "prompt" else train[::7], "train"),
+                   "validation": report(model, val, "validation")}
         model.save(args.out / name, {
             "trained_on": sorted({e.source for e in train}),
             "training_examples": len(train), "validation_figures": figures["validation"],

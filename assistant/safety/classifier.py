@@ -30,6 +30,7 @@ from assistant.safety.taxonomy import CODES
 __all__ = ["ClassifierScore", "ConvHead", "TextClassifier", "conv_inputs", "load_classifier"]
 
 WIDTH = 3  # word pieces the convolution sees at once
+CACHED_PIECES = 4096  # word pieces whose convolution parts are kept (1.5 KB each, in half precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +62,22 @@ class ConvHead:
 
     The convolution is linear before the ReLU, so each word piece's part of it (its vector times each of
     the ``WIDTH`` kernel blocks) is computed once and cached: a check is then sums and a maximum, with no
-    matrix product (which, multi-threaded on a busy machine, cost tens of milliseconds now and then)."""
+    matrix product (which, multi-threaded on a busy machine, cost tens of milliseconds now and then).
+    The cache holds at most ``CACHED_PIECES`` word pieces, in half precision, and starts afresh when full, so
+    its memory is bounded (6 MB) however long the app runs; a part is the same whether it was cached or not,
+    so scores do not depend on what was checked before."""
 
     def __init__(self, kernel: np.ndarray, bias: np.ndarray, out: np.ndarray, out_bias: float,
                  weight: float) -> None:
-        self.kernel = kernel.astype(np.float32)   # (WIDTH * 384, hidden)
+        self.kernel = kernel.astype(np.float16)   # (WIDTH * 384, hidden), as stored
         self.bias = bias.astype(np.float32)       # (hidden,)
         self.out = out.astype(np.float32)         # (2 * hidden,): max-pooled, then mean-pooled
         self.out_bias = float(out_bias)
         self.weight = float(weight)
         hidden = self.kernel.shape[1]
-        # (384, WIDTH * hidden): block k of the kernel applies to the word piece k - WIDTH // 2 places away
-        self._blocks = np.ascontiguousarray(
-            self.kernel.reshape(WIDTH, -1, hidden).transpose(1, 0, 2).reshape(-1, WIDTH * hidden))
+        # (WIDTH * hidden, 384): block k of the kernel applies to the word piece k - WIDTH // 2 places away
+        self._blocks_t = np.ascontiguousarray(
+            self.kernel.astype(np.float32).reshape(WIDTH, -1, hidden).transpose(0, 2, 1).reshape(WIDTH * hidden, -1))
         self._parts: dict[int, np.ndarray] = {}
 
     def with_weight(self, weight: float) -> ConvHead:
@@ -85,7 +89,7 @@ class ConvHead:
 
     def logit_of_vectors(self, vectors: np.ndarray) -> float:
         """The definition (and what training computes, batched): a product per window of word pieces."""
-        return self._read_out(np.maximum(conv_inputs(vectors) @ self.kernel + self.bias, 0.0))
+        return self._read_out(np.maximum(conv_inputs(vectors) @ self.kernel.astype(np.float32) + self.bias, 0.0))
 
     def logit(self, ids: list[int], rows: Callable[[list[int]], np.ndarray]) -> float:
         """The same from word-piece ids; ``rows`` gives the vectors of ids not seen before."""
@@ -93,10 +97,14 @@ class ConvHead:
             return self._read_out(np.maximum(self.bias, 0.0)[None, :])
         new = [i for i in dict.fromkeys(ids) if i not in self._parts]
         if new:
-            for i, part in zip(new, rows(new) @ self._blocks, strict=True):
-                self._parts[i] = part
+            if len(self._parts) + len(new) > CACHED_PIECES:
+                self._parts = {i: self._parts[i] for i in dict.fromkeys(ids) if i in self._parts}
+            # One vector-matrix product per new word piece: OpenBLAS runs a matrix product of even 20 rows
+            # on several threads, which on a busy 2-core machine cost 2-10 ms where this costs 0.02 ms a row.
+            for i, vector in zip(new, rows(new), strict=True):
+                self._parts[i] = (self._blocks_t @ vector).astype(np.float16)
         hidden = len(self.bias)
-        parts = np.stack([self._parts[i] for i in ids]).reshape(len(ids), WIDTH, hidden)
+        parts = np.stack([self._parts[i] for i in ids]).astype(np.float32).reshape(len(ids), WIDTH, hidden)
         pre = parts[:, WIDTH // 2] + self.bias
         for k in range(WIDTH):
             shift = k - WIDTH // 2  # the word piece ``shift`` places away contributes through block k
@@ -120,10 +128,12 @@ class TextClassifier:
         self.conv = conv
         self._dense_harm = None if dense_harm is None else dense_harm.astype(np.float32)
         self._dense_cat = None if dense_cat is None else dense_cat.astype(np.float32)
-        self._buckets = buckets.astype(np.int64)
+        # Bucket ids fit in 32 bits (``bits`` <= 31) and the category weights are stored in half precision:
+        # kept so in memory too (the category is read off the largest of 14 logits, which that cannot move).
+        self._buckets = buckets.astype(np.int32)
         self._w_harm = w_harm.astype(np.float32)
         self._b_harm = float(b_harm)
-        self._w_cat = w_cat.astype(np.float32)
+        self._w_cat = w_cat.astype(np.float16)
         self._b_cat = b_cat.astype(np.float32)
         self.bits = bits
         self.threshold = threshold
@@ -131,13 +141,14 @@ class TextClassifier:
         self.name = name
 
     def _linear(self, features: dict[int, float]) -> tuple[float, np.ndarray]:
-        keys = np.fromiter(features.keys(), dtype=np.int64, count=len(features))
+        keys = np.fromiter(features.keys(), dtype=np.int32, count=len(features))
         values = np.fromiter(features.values(), dtype=np.float32, count=len(features))
         rows = np.searchsorted(self._buckets, keys)
         rows[rows >= len(self._buckets)] = 0
         known = self._buckets[rows] == keys
         rows, values = rows[known], values[known]
-        return self._b_harm + float(values @ self._w_harm[rows]), self._b_cat + values @ self._w_cat[rows]
+        return (self._b_harm + float(values @ self._w_harm[rows]),
+                self._b_cat + values @ self._w_cat[rows].astype(np.float32))
 
     def _score_one(self, text: str) -> tuple[float, np.ndarray]:
         features = featurize(text, self.bits)

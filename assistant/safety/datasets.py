@@ -168,7 +168,9 @@ def _own(own: Path) -> list[Example]:
     prompt_files = (("contrast_benign.jsonl", "contrast"), ("benign_prompts_scary.jsonl", "contrast"),
                     ("contrast_benign2.jsonl", "contrast"), ("benign_prompts.jsonl", "benign_prompts"),
                     ("benign_prompts2.jsonl", "benign_prompts"), ("harmful_extra.jsonl", "harmful_extra"),
-                    ("harmful_extra2.jsonl", "harmful_extra"), ("harmful_extra3.jsonl", "harmful_extra"))
+                    ("harmful_extra2.jsonl", "harmful_extra"), ("harmful_extra3.jsonl", "harmful_extra"),
+                    ("harmful_extra4.jsonl", "harmful_extra"), ("contrast_benign3.jsonl", "contrast"),
+                    ("benign_prompts3.jsonl", "benign_prompts"))
     for name, source in prompt_files:
         if (p := own / name).is_file():
             for r in _jsonl(p):

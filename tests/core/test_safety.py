@@ -95,6 +95,21 @@ def test_the_convolution_from_cached_parts_matches_its_definition(models) -> Non
     assert models[0].conv is not None, "the shipped input model has its convolution"
 
 
+def test_the_convolution_cache_stays_bounded(models) -> None:
+    from assistant.safety.classifier import CACHED_PIECES, ConvHead
+
+    model = models[0]
+    assert model.conv is not None and model.embedder is not None
+    conv = model.conv.with_weight(1.0)
+    rows = model.embedder.rows
+    first = conv.logit(list(range(2000, 2100)), rows)
+    for start in range(2100, 2100 + 2 * CACHED_PIECES, 500):
+        conv.logit(list(range(start, start + 500)), rows)
+        assert len(conv._parts) <= CACHED_PIECES
+    assert conv.logit(list(range(2000, 2100)), rows) == first, "a score does not depend on what came before"
+    assert isinstance(conv, ConvHead)
+
+
 class KeywordClassifier:
     """Blocks only when both halves of a split request are in the text it sees."""
 
