@@ -36,6 +36,7 @@ from assistant.errors import HavenError
 from assistant.models import STARTER_MODEL_ID, ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.factory import build_policy
+from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.session import ChatSession, TurnResult
 from assistant.settings import Settings, save_settings
 from assistant.store import Store
@@ -53,6 +54,10 @@ CONVERSATION_TOPICS = (
     "painting", "birdwatching", "cooking rice", "public speaking", "learning Spanish", "camping", "knitting",
     "gardening", "writing letters", "swimming", "baking cookies",
 )
+# Every turn of the growing conversation sends a message of the same length, so the time to first token
+# compares like with like: what changes from turn 1 to turn 20 is only the history behind it.
+# Each conversation gets its own letter, so its first turn cannot reuse the previous conversation's.
+CONVERSATION_MESSAGE = "Give me one more short tip for a happy day, list {run}, number {turn:02d}."
 TTFT_TURNS = (1, 5, 10, 20)
 UI_PROBE_TIMEOUT_S = 600
 
@@ -63,15 +68,19 @@ class BenchOptions:
     pairs: int = 5                  # interleaved A/B pairs for the throughput ratio
     reply_tokens: int = 160         # tokens per throughput turn
     conversation_turns: int = 20
+    conversation_runs: int = 3      # growing conversations; each turn's time is the median over them
     turn_tokens: int = 40           # reply length in the growing conversation
     long_tokens: int = 1000         # length of the long reply
+    long_runs: int = 3              # long replies (each with a llama.cpp-alone run beside it)
     ui: bool = True                 # run the desktop-app probe
+    ui_runs: int = 3                # fresh app processes; the medians are reported
     seed: int = 1234
 
     @classmethod
     def quick(cls, model: str | None = None) -> BenchOptions:
         """Small sizes that still exercise every measurement (the test suite's run; not for figures)."""
-        return cls(model=model, pairs=1, reply_tokens=24, conversation_turns=20, turn_tokens=6, long_tokens=120)
+        return cls(model=model, pairs=1, reply_tokens=24, conversation_turns=20, turn_tokens=6, long_tokens=120,
+                   long_runs=1, conversation_runs=1, ui_runs=1)
 
 
 @dataclass
@@ -129,7 +138,7 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
                                        "gpu_layers": info.gpu_layers, "context_length": info.context_length}
             throughput = _throughput(engine, info, session, sampling, options, progress, details)
             ttft = _conversation_ttft(session, options, progress, details)
-            late_vs_early = _long_reply(engine, store, policy, label, sampling, options, progress, details)
+            late_vs_early = _long_replies(engine, info, store, policy, label, sampling, options, progress, details)
             turn_ms = sum(details.pop("_turn_ms"))
             input_checks = _input_check_latency(policy, progress)
         finally:
@@ -144,7 +153,7 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
             "whole_reply_check_ms": {"p50": percentile(times.finish_ms, 50), "p99": percentile(times.finish_ms, 99)},
             "safety_ms_in_turns": times.total_ms(), "turn_ms": turn_ms,
         }
-        ui = _ui_probe(Path(scratch) / "ui", registry, options, model_path, progress) if options.ui else {}
+        ui = _ui_probes(Path(scratch), registry, options, model_path, progress) if options.ui else {}
     details["ui"] = ui
     rss = ui.get("peak_rss_bytes")
     return BenchReport(
@@ -219,25 +228,50 @@ def _throughput(engine: Engine, info: ModelInfo, session: ChatSession, sampling:
 
 def _conversation_ttft(session: ChatSession, options: BenchOptions, progress: Progress,
                        details: dict[str, Any]) -> dict[str, float]:
+    """Time to first token per turn of a growing conversation: the median over a few conversations,
+    since one turn's figure on this machine moves by tens of milliseconds from run to run."""
     sampling = dataclasses.replace(session.sampling, max_tokens=options.turn_tokens)
-    conversation: str | None = None
-    turns: list[dict[str, Any]] = []
-    for turn in range(1, options.conversation_turns + 1):
-        progress(f"conversation turn {turn}/{options.conversation_turns}")
-        topic = CONVERSATION_TOPICS[(turn - 1) % len(CONVERSATION_TOPICS)]
-        result, sent, ended = _timed_turn(session, f"Give me one short tip about {topic}.", conversation, sampling)
-        conversation = result.conversation_id
-        details["_turn_ms"].append((ended - sent) * 1000.0)
-        turns.append({"turn": turn, "ttft_ms": result.ttft_ms, "prompt_tokens": result.prompt_tokens,
-                      "reused_prompt_tokens": result.reused_prompt_tokens})
-    details["conversation"] = turns
-    return {str(t): turns[t - 1]["ttft_ms"] for t in TTFT_TURNS if t <= len(turns)}
+    runs: list[list[dict[str, Any]]] = []
+    for run in range(options.conversation_runs):
+        conversation: str | None = None
+        turns: list[dict[str, Any]] = []
+        for turn in range(1, options.conversation_turns + 1):
+            progress(f"conversation {run + 1}/{options.conversation_runs}, turn {turn}/{options.conversation_turns}")
+            message = CONVERSATION_MESSAGE.format(run="ABCDEFGH"[run % 8], turn=turn)
+            result, sent, ended = _timed_turn(session, message, conversation, sampling)
+            conversation = result.conversation_id
+            details["_turn_ms"].append((ended - sent) * 1000.0)
+            turns.append({"turn": turn, "ttft_ms": result.ttft_ms, "prompt_tokens": result.prompt_tokens,
+                          "reused_prompt_tokens": result.reused_prompt_tokens})
+        runs.append(turns)
+    details["conversations"] = runs
+    count = min(len(turns) for turns in runs)
+    return {str(t): statistics.median(turns[t - 1]["ttft_ms"] for turns in runs) for t in TTFT_TURNS if t <= count}
+
+
+def _long_replies(engine: Engine, info: ModelInfo, store: Store, policy: TimedPolicy, label: str,
+                  sampling: SamplingParams, options: BenchOptions, progress: Progress,
+                  details: dict[str, Any]) -> float:
+    """The median over a few long Haven turns, interleaved with llama.cpp alone on the same prompt.
+
+    One reply takes many seconds, and this machine's speed drifts over that time; several interleaved
+    runs keep that drift from looking like a slowdown of Haven's."""
+    haven: list[float] = []
+    raw: list[float] = []
+    runs: list[dict[str, Any]] = []
+    for index in range(options.long_runs):
+        progress(f"a {options.long_tokens}-token reply ({index + 1}/{options.long_runs})")
+        haven.append(_long_reply(engine, store, policy, label, sampling, options, details))
+        raw.append(_raw_long_reply(engine, info, sampling, options))
+        runs.append({**details.pop("long_reply"), "raw_late_vs_early": raw[-1]})
+    details["long_replies"] = runs
+    details["raw_late_vs_early"] = statistics.median(raw)
+    return statistics.median(haven)
 
 
 def _long_reply(engine: Engine, store: Store, policy: TimedPolicy, label: str, sampling: SamplingParams,
-                options: BenchOptions, progress: Progress, details: dict[str, Any]) -> float:
+                options: BenchOptions, details: dict[str, Any]) -> float:
     """Speed near the 1,000th piece over speed near the 50th, in one full Haven turn."""
-    progress(f"a {options.long_tokens}-token reply")
     clock = TokenClock(engine)
     session = ChatSession(cast(Engine, clock), store, policy, model_id=label)
     params = dataclasses.replace(sampling, max_tokens=options.long_tokens + 50, ignore_eos=True)
@@ -248,6 +282,20 @@ def _long_reply(engine: Engine, store: Store, policy: TimedPolicy, label: str, s
     early, late = tokens_per_second_near(times, 50), tokens_per_second_near(times, late_index)
     details["long_reply"] = {"pieces": len(times), "completion_tokens": result.completion_tokens,
                              "blocked": result.blocked, "tps_near_50": early, f"tps_near_{late_index}": late}
+    return late / early if early > 0 else 0.0
+
+
+def _raw_long_reply(engine: Engine, info: ModelInfo, sampling: SamplingParams, options: BenchOptions) -> float:
+    """The same ratio for llama.cpp alone (tokens only, no text): how much of the slowdown along a long
+    reply is the attention over a growing context, which no layer above llama.cpp can change."""
+    tokens = engine.tokenize_chat([system_message(SAFETY_SYSTEM_PROMPT), ChatMessage(Role.USER, LONG_PROMPT)])
+    raw = RawBaseline(info.path, n_ctx=info.context_length, threads=info.threads, gpu_layers=info.gpu_layers)
+    try:
+        times = raw.token_times(tokens, options.long_tokens + 50, sampling, options.seed)
+    finally:
+        raw.close()
+    late_index = min(options.long_tokens, len(times) - 1)
+    early, late = tokens_per_second_near(times, 50), tokens_per_second_near(times, late_index)
     return late / early if early > 0 else 0.0
 
 
@@ -262,6 +310,23 @@ def _input_check_latency(policy: TimedPolicy, progress: Progress) -> list[float]
         policy.check_input(history[-6:], prompt)
         history += [ChatMessage(Role.USER, prompt), ChatMessage(Role.ASSISTANT, f"Here is something about {topic}.")]
     return policy.times.input_ms[before:]
+
+
+def _ui_probes(scratch: Path, registry: ModelRegistry, options: BenchOptions, model_path: Path,
+               progress: Progress) -> dict[str, Any]:
+    """A few fresh app processes; each figure is the median over them (a cold start varies a lot here)."""
+    runs = [_ui_probe(scratch / f"ui-{index}", registry, options, model_path, progress)
+            for index in range(options.ui_runs)]
+    good = [run for run in runs if "error" not in run]
+    if not good:
+        return runs[0]
+    merged = dict(good[0])
+    for key in ("window_ms", "model_ready_ms", "first_text_ms", "ui_max_stall_ms", "peak_rss_bytes"):
+        values = [run[key] for run in good if isinstance(run.get(key), int | float)]
+        if values:
+            merged[key] = type(values[0])(statistics.median(values))
+    merged["runs"] = runs
+    return merged
 
 
 def _ui_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_path: Path,

@@ -105,6 +105,9 @@ class TokenClock:
     def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return self._engine.count_chat_tokens(messages)
 
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        self._engine.prefill(messages)
+
     def generate(self, messages: Sequence[ChatMessage], params: SamplingParams,
                  cancel: threading.Event | None = None) -> Generator[str | GenerationStats, None, None]:
         self.piece_times = []

@@ -48,6 +48,22 @@ class RawBaseline:
     def close(self) -> None:
         self._llm.close()
 
+    def token_times(self, prompt_tokens: list[int], count: int, params: SamplingParams, seed: int) -> list[float]:
+        """Generate ``count`` tokens with ``Llama.generate`` (no text at all) and note when each arrived: the
+        library's own speed along a long reply, to compare Haven's long reply with."""
+        self._llm.set_seed(seed)
+        times: list[float] = []
+        stream = self._llm.generate(prompt_tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+                                    temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+        try:
+            for _token in stream:
+                times.append(time.perf_counter())
+                if len(times) >= count:
+                    break
+        finally:
+            stream.close()
+        return times
+
     def complete(self, prompt_tokens: list[int], params: SamplingParams, seed: int) -> RawRun:
         """Stream a completion of ``prompt_tokens``; the stream's chunks are counted as tokens (one each)."""
         started = time.perf_counter()

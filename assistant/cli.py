@@ -143,6 +143,7 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     if args.conversation:
         core.store.conversation(args.conversation)  # a clear error before loading a model
     session = _open_session(core, _pick_model(core, args))
+    session.prefill_next_turn = False  # one turn, then the process exits
     try:
         result = _run_turn(session, prompt, args.conversation, args, core.sampling(args), out)
     finally:

@@ -42,6 +42,9 @@ def _text_report(report: BenchReport) -> str:
     for turn, value in report.ttft_ms.items():
         ratio = f"  ({value / first:.2f}x turn 1)" if first else ""
         lines.append(f"  {'time to first token, turn ' + turn:<44} {value:>10.1f} ms{ratio}")
+    raw_late = report.details.get("raw_late_vs_early")
+    if raw_late is not None:
+        lines.append(f"  {'same, llama.cpp alone':<44} {raw_late:>10.3f}")
     safety = report.details.get("safety", {})
     for key in ("input_check_ms", "output_filter_call_ms"):
         if key in safety:

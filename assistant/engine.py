@@ -385,6 +385,27 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------
 
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Evaluate ``messages`` (a finished exchange) into the KV cache, on the engine thread, without
+        waiting. The next prompt starts with them, so its time to first token then covers only the new
+        message: the end of the last reply (its final token and end-of-turn marker) is done while the
+        person reads it. Any later request simply queues behind this one."""
+        def job() -> None:
+            llm = self._llm
+            if llm is None:
+                return
+            try:
+                tokens = self._tokenize_fragments(self._render(messages, False))
+                common = _common_prefix(llm._input_ids, tokens)
+                if common < len(tokens) < llm.n_ctx():
+                    llm.n_tokens = common  # eval() drops the cache beyond this point, then extends it
+                    llm.eval(tokens[common:])
+            except Exception:  # an optimisation only: the next turn evaluates what is missing itself
+                log.debug("prefill skipped", exc_info=True)
+
+        if not self._closed:
+            self._submit(job)
+
     def generate(
         self,
         messages: Sequence[ChatMessage],

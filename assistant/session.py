@@ -93,6 +93,9 @@ class ChatSession:
         self.sampling = sampling
         self.user_instructions = user_instructions
         self._first_kept: dict[str, int] = {}  # per conversation, to keep the prompt prefix stable
+        # After a finished reply, let the engine evaluate it into the KV cache while the person reads it.
+        # A one-shot command that exits after the turn turns this off.
+        self.prefill_next_turn = True
 
     def send(
         self,
@@ -200,6 +203,8 @@ class ChatSession:
                 shown.append(final.release)
                 yield TextReleased(final.release)
         result = self._finish(conversation_id, reply_id, "".join(shown), stats, block, started, dropped)
+        if self.prefill_next_turn and result.complete and not result.blocked:
+            self.engine.prefill([*messages, ChatMessage(Role.ASSISTANT, result.reply)])
         yield result
 
     def _finish(self, conversation_id: str, reply_id: int, visible: str, stats: GenerationStats | None,

@@ -19,11 +19,15 @@ class FakeEngine:
         self.pieces = list(pieces)
         self.prompts: list[list[ChatMessage]] = []
         self.produced = 0
+        self.prefilled: list[ChatMessage] = []
         self.model = ModelInfo(Path("fake.gguf"), "fake", "fake", 0, context_length, context_length, 1, 0, 1,
                                "chatml", False)
 
     def enqueue(self, *pieces: str) -> None:
         self.pieces = list(pieces)
+
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        self.prefilled = list(messages)
 
     def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return sum(len(m.content.split()) + 4 for m in messages)

@@ -32,13 +32,23 @@ PROMPT = "Write a long story about a lighthouse keeper and her cat, with many de
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident memory."""
+    """This process's own peak resident memory.
+
+    On Linux this is VmHWM, the high-water mark of this program's memory. ``ru_maxrss`` would be
+    wrong here: Linux carries it over from the parent across fork and exec, so a probe started by a
+    benchmark that holds two models would report the benchmark's peak.
+    """
     if sys.platform == "win32":
         return int(psutil.Process().memory_info().peak_wset)
+    if sys.platform.startswith("linux"):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
     import resource  # POSIX only
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB, macOS bytes
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, others KiB
 
 
 class _ShownFilter(QObject):

@@ -57,6 +57,20 @@ def test_continuing_a_conversation_sends_its_history_and_reuses_the_cache(sessio
     assert [m.role for m in store.messages(first.conversation_id)] == ["user", "assistant"] * 2
 
 
+def test_a_finished_reply_is_prefilled_so_the_next_turn_evaluates_only_the_new_message(
+        session: ChatSession, engine: Engine) -> None:
+    from assistant.chat import ChatMessage, system_message
+
+    _, first = run(session, "Name two rivers.")
+    exchange = [system_message(SAFETY_SYSTEM_PROMPT), ChatMessage(Role.USER, "Name two rivers."),
+                ChatMessage(Role.ASSISTANT, first.reply)]
+    finished = engine.tokenize_chat(exchange, add_generation_prompt=False)
+    _, second = run(session, "And two lakes?", first.conversation_id)
+    # The whole first exchange, end-of-turn marker included, was already in the cache.
+    assert second.reused_prompt_tokens >= len(finished)
+    assert second.prompt_tokens - second.reused_prompt_tokens < 20
+
+
 def test_stop_mid_reply_keeps_what_was_shown_marked_incomplete(session: ChatSession, store: Store) -> None:
     cancel = threading.Event()
     shown = []
