@@ -25,7 +25,7 @@ from assistant.engine import Engine
 from assistant.errors import ConfigError
 from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
-from assistant.safety import SAFETY_SYSTEM_PROMPT, OutputGuard, Stage, Verdict
+from assistant.safety import OutputGuard, PassThroughPolicy, Stage, Verdict
 from assistant.safety.stream import StreamFilter
 from assistant.session import ChatSession, TextReleased, TurnResult
 from assistant.settings import BOUNDS, Settings, load_settings
@@ -145,14 +145,10 @@ def span_check(text: str) -> Verdict:
     return Verdict(False, Stage.OUTPUT, "S1", "Blocked (S1).") if BAD in text else Verdict.allow(Stage.OUTPUT)
 
 
-class FilterPolicy:
-    """The real stream filter with a word check standing in for the classifier."""
+class FilterPolicy(PassThroughPolicy):
+    """The real stream filter with a word check standing in for the classifier; input passes."""
 
     name = "filter"
-    system_prompt = SAFETY_SYSTEM_PROMPT
-
-    def check_input(self, history: Sequence[ChatMessage], message: str) -> Verdict:
-        return Verdict.allow(Stage.INPUT)
 
     def output_guard(self, history: Sequence[ChatMessage], message: str) -> OutputGuard:
         return StreamFilter(span_check, span_check, max_hold=40)
