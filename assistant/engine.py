@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import llama_cpp
+import numpy as np
 from jinja2 import TemplateError
 from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -42,7 +43,8 @@ from assistant.hardware import detect_hardware, physical_cores
 from assistant.settings import GpuOffload
 
 __all__ = [
-    "Engine", "GenerationStats", "LoadOptions", "ModelInfo", "SamplingParams", "StopReason", "gpu_offload_supported",
+    "EmbeddingModel", "Engine", "GenerationStats", "LoadOptions",
+    "ModelInfo", "SamplingParams", "StopReason", "gpu_offload_supported",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,75 @@ class _StderrToLog(io.TextIOBase):
         if text.strip():
             native_log.debug("%s", text.rstrip())
         return len(text)
+
+
+# --- embedding models -------------------------------------------------------------------------
+
+class EmbeddingModel:
+    """A BERT-style encoder GGUF in its own llama.cpp instance: text in, its mean-pooled last hidden state
+    out (not normalised). The safety classifier reads these vectors; it is small (tens of MB) and runs on
+    the CPU, beside whatever chat model is loaded.
+
+    Texts longer than ``max_tokens`` word pieces are cut as Hugging Face's tokenizer cuts them when
+    training (the start kept, the closing [SEP] kept), so the vectors match those the heads were trained
+    on. Calls are serialised by a lock: a ``Llama`` is not thread-safe, and the input check and the
+    output filter may run on different threads."""
+
+    def __init__(self, path: Path, *, max_tokens: int, threads: int = 0) -> None:
+        _route_native_logs()
+        threads = threads or physical_cores()
+        header = read_gguf(path)  # validates the file before llama.cpp sees it
+        if header.architecture != "bert":
+            raise ModelError(f"{path.name} is a {header.architecture} model, not a BERT-style encoder.")
+        try:
+            with contextlib.redirect_stderr(_StderrToLog()):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path), embedding=True, n_ctx=max_tokens, n_batch=max_tokens,
+                    n_ubatch=max_tokens, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
+                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True, verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load the embedding model {path.name} ({exc}).") from exc
+        self._llm.verbose = False
+        self.max_tokens = max_tokens
+        self.dimension = self._llm.n_embd()
+        self.threads = threads
+        self._threads_now = threads
+        self._lock = threading.Lock()
+
+    def tokens(self, text: str) -> list[int]:
+        """The word pieces the encoder reads, [CLS] and [SEP] included, cut to ``max_tokens``."""
+        with self._lock:
+            tokens = self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=True, special=False)
+        if len(tokens) > self.max_tokens:
+            tokens = tokens[: self.max_tokens - 1] + tokens[-1:]
+        return tokens
+
+    def embed(self, text: str, threads: int | None = None) -> np.ndarray:
+        """The mean of the last hidden states over the text's word pieces, a float32 array. ``threads``
+        overrides the thread count for this call (fewer while a chat model generates on the same cores)."""
+        tokens = self.tokens(text)
+        with self._lock:
+            llm: Any = self._llm  # the library's batch and context helpers are untyped
+            wanted = threads or self.threads
+            if wanted != self._threads_now:
+                llama_cpp.llama_set_n_threads(llm._ctx.ctx, wanted, wanted)
+                self._threads_now = wanted
+            llm._batch.reset()
+            llm._ctx.kv_cache_clear()
+            llm._batch.add_sequence(tokens, 0, True)
+            llm._ctx.decode(llm._batch)
+            pointer = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
+            if not pointer:
+                raise ModelError("llama.cpp returned no embedding for the text.")
+            vector = np.ctypeslib.as_array(pointer, shape=(self.dimension,)).astype(np.float32)
+            llm._batch.reset()
+            llm._ctx.kv_cache_clear()
+        return vector
+
+    def close(self) -> None:
+        with self._lock:
+            self._llm.close()
 
 
 # --- the engine --------------------------------------------------------------------------------

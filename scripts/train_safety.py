@@ -14,6 +14,7 @@ vector, trained with full-batch Adam, plus a convolution over the word vectors (
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -25,8 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.safety.classifier import WIDTH, ClassifierScore, ConvHead, TextClassifier, conv_inputs  # noqa: E402
-from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
+from assistant.safety.classifier import WIDTH, ClassifierScore, ConvHead, TextClassifier, conv_inputs, load_classifier  # noqa: E402  # noqa: E402
+from assistant.safety.datasets import QUESTIONS, Example, load_examples, split_of  # noqa: E402
+from assistant.safety.encoder import EncoderHead, load_encoder  # noqa: E402
 from assistant.safety.features import featurize, sentences  # noqa: E402
 from assistant.safety.policy import Stage, Verdict  # noqa: E402
 from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
@@ -43,6 +45,11 @@ SPEND_FLOOR = 0.5  # nor below this when the false-block budget is spent on the 
 # scored on validation exactly as the stream filter checks them, so their budget is nearer the target.
 BUDGETS = {"input": (0.015, 0.04), "output": (0.02, 0.05)}
 CONV_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+ENCODER_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
+# The n-gram score below which the encoder is not consulted. Prompts: always (one pass before a reply).
+# Replies: checked sentence by sentence while the chat model generates on the same cores, so the encoder
+# reads only what the n-grams do not already find clearly harmless, if that loses (almost) no recall.
+ENCODER_GATES = {"input": (0.0,), "output": (0.0, 0.01, 0.03, 0.1)}
 # Candidate thresholds: steps of 0.01, then finer towards 1 (the combined model is confident).
 GRID = np.round(np.concatenate([np.arange(0.05, 0.955, 0.01), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]]), 3)
 
@@ -336,6 +343,29 @@ def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example],
     return conv.with_weight(min((w for w, r in recalls.items() if r >= best - 0.01), default=0.0))
 
 
+def choose_encoder(model: TextClassifier, head: EncoderHead, val: list[Example], budgets: tuple[float, float],
+                   gates: tuple[float, ...]) -> EncoderHead:
+    """The encoder's share of the logit and its gate: the best validation recall (thresholds tuned for each)
+    within the false-block targets; among those within half a point of it, the highest gate (the fewest
+    encoder passes), then the smallest weight."""
+    # Every check's n-gram part and encoder vector is computed once, then reused for every candidate.
+    model._base_logits = functools.lru_cache(maxsize=None)(model._base_logits)  # type: ignore[method-assign]
+    found: dict[tuple[float, float], float] = {}
+    for gate in gates:
+        for weight in ENCODER_WEIGHTS:
+            model.encoder = head.with_settings(weight, gate)
+            tune(model, val, max_fpr=0.02, max_hard_fpr=0.03, spend=budgets)
+            figures = report(model, val, f"encoder weight {weight}, gate {gate}")
+            if figures["false_block_rate"] <= 0.03 and figures["contrast_false_block_rate"] <= 0.05:
+                found[(weight, gate)] = figures["recall"]
+    model._base_logits = model._base_logits.__wrapped__  # type: ignore[attr-defined,method-assign]
+    if not found:
+        return head.with_settings(0.0, 1.0)
+    best = max(found.values())
+    weight, gate = max((k for k, r in found.items() if r >= best - 0.005), key=lambda k: (k[1], -k[0]))
+    return head.with_settings(weight, gate)
+
+
 def report(model: TextClassifier, examples: list[Example], label: str) -> dict[str, float]:
     blocked = np.array([any(s.blocked for s in checks(model, e)) for e in examples])
     harmful = np.array([e.harmful for e in examples])
@@ -363,9 +393,13 @@ def main() -> int:
     parser.add_argument("--output-hidden", type=int, default=256, help="the output model's convolution filters")
     parser.add_argument("--epochs", type=int, default=20, help="passes of the convolution's training")
     parser.add_argument("--only", choices=("input", "output"), help="train one of the two models")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the n-gram models in --out; only weigh the encoder and set the thresholds")
+    parser.add_argument("--no-encoder", action="store_true", help="the n-gram models alone")
     args = parser.parse_args()
     examples = [e for e in load_examples(args.shared, args.own) if not e.eval_only]
     embedder = StaticEmbedder()
+    encoder = None
     args.out.mkdir(parents=True, exist_ok=True)
     for name, kind in (("input", "prompt"), ("output", "response")):
         if args.only not in (None, name):
@@ -378,15 +412,28 @@ def main() -> int:
         counts = dict(Counter(e.harmful for e in train))
         print(f"{name}: {len(train)} training examples {counts}, {len(val)} validation")
         started = time.monotonic()
-        model = fit(train, args.steps, args.l2, embedder)
-        model.name = f"haven-{name}"
         hidden = args.hidden if name == "input" else args.output_hidden
-        if hidden:
-            conv = fit_conv(train, embedder, hidden, args.epochs)
-            model.conv = choose_weight(model, conv, val, BUDGETS[name])
+        if args.reuse:
+            model = load_classifier(name, args.out, embedder)
+            model.encoder = None
+        else:
+            # The question-form prompts share their n-grams across the harmful/benign line: only the encoder
+            # learns from them (they are in the validation split for the thresholds all the same).
+            ngram_train = [e for e in train if e.source != QUESTIONS]
+            model = fit(ngram_train, args.steps, args.l2, embedder)
+            model.name = f"haven-{name}"
+            if hidden:
+                conv = fit_conv(ngram_train, embedder, hidden, args.epochs)
+                model.conv = choose_weight(model, conv, val, BUDGETS[name])
+        if not args.no_encoder:
+            encoder = encoder or load_encoder(args.out, cache_size=10**7)
+            model.encoder = choose_encoder(model, encoder.head(name, 1.0, 0.0), val, BUDGETS[name],
+                                           ENCODER_GATES[name])
         tune(model, val, max_fpr=0.02, max_hard_fpr=0.03, spend=BUDGETS[name])
         weight = model.conv.weight if model.conv is not None else 0.0
-        print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}, conv weight {weight}")
+        encoder_weight = model.encoder.weight if model.encoder is not None else 0.0
+        print(f"  trained in {time.monotonic() - started:.0f} s; threshold {model.threshold}, conv weight {weight}, "
+              f"encoder weight {encoder_weight}")
         # Replies are checked sentence by sentence, which is slow over 14,000 texts: every 7th for the record.
         figures = {"train": report(model, train if kind == "prompt" else train[::7], "train"),
                    "validation": report(model, val, "validation")}
@@ -395,7 +442,9 @@ def main() -> int:
             "training_examples": len(train), "validation_figures": figures["validation"],
             "features": f"hashed word 1-2 grams and char 3-5 grams ({BITS} bits) and the mean all-MiniLM-L6-v2 "
                         "input word-piece vector" + (f"; a width-{WIDTH} convolution over those vectors "
-                                                     f"({hidden} filters, weight {weight})" if hidden else ""),
+                                                     f"({hidden} filters, weight {weight})" if hidden else "")
+                        + (f"; the fine-tuned all-MiniLM-L6-v2 encoder's {name} heads (weight {encoder_weight}, "
+                           f"gate {model.encoder.gate})" if model.encoder is not None and encoder_weight else ""),
         })
     return 0
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from assistant.errors import ConfigError
 from assistant.paths import resource_path
+from assistant.safety.encoder import EncoderHead, SafetyEncoder, load_encoder
 from assistant.safety.features import featurize, windows
 from assistant.safety.static_embeddings import StaticEmbedder
 from assistant.safety.taxonomy import CODES
@@ -117,15 +118,18 @@ class ConvHead:
 
 class TextClassifier:
     """``dense_*`` weights apply to the static word-vector embedding of the text, when an embedder is given;
-    ``conv`` (which needs the embedder too) adds its logit to the "harmful?" head."""
+    ``conv`` (which needs the embedder too) adds its logit to the "harmful?" head; ``encoder`` (the
+    fine-tuned MiniLM's heads) adds its "harmful?" and category logits, times its weight, to the text's
+    where the n-gram score reaches its gate."""
 
     def __init__(self, buckets: np.ndarray, w_harm: np.ndarray, b_harm: float, w_cat: np.ndarray,
                  b_cat: np.ndarray, *, bits: int, threshold: float, category_thresholds: dict[str, float],
                  name: str = "haven-linear", embedder: StaticEmbedder | None = None,
                  dense_harm: np.ndarray | None = None, dense_cat: np.ndarray | None = None,
-                 conv: ConvHead | None = None) -> None:
+                 conv: ConvHead | None = None, encoder: EncoderHead | None = None) -> None:
         self.embedder = embedder
         self.conv = conv
+        self.encoder = encoder
         self._dense_harm = None if dense_harm is None else dense_harm.astype(np.float32)
         self._dense_cat = None if dense_cat is None else dense_cat.astype(np.float32)
         # Bucket ids fit in 32 bits (``bits`` <= 31) and the category weights are stored in half precision:
@@ -150,10 +154,11 @@ class TextClassifier:
         return (self._b_harm + float(values @ self._w_harm[rows]),
                 self._b_cat + values @ self._w_cat[rows].astype(np.float32))
 
-    def _score_one(self, text: str) -> tuple[float, np.ndarray]:
+    def _base_logits(self, text: str) -> tuple[float, np.ndarray] | None:
+        """The n-grams', word vectors' and convolution's logits; None for text without words."""
         features = featurize(text, self.bits)
         if not features:
-            return 0.0, self._b_cat
+            return None
         harm, cat = self._linear(features)
         if self.embedder is not None and self._dense_harm is not None and self._dense_cat is not None:
             ids = self.embedder.ids(text)
@@ -162,16 +167,35 @@ class TextClassifier:
             cat = cat + vector @ self._dense_cat
             if self.conv is not None and self.conv.weight:
                 harm += self.conv.weight * self.conv.logit(ids, self.embedder.rows)
-        return 1.0 / (1.0 + math.exp(-max(min(harm, 50.0), -50.0))), cat
+        return harm, cat
 
-    def score(self, text: str) -> ClassifierScore:
+    def _score_one(self, text: str, gate: float | None) -> tuple[float, np.ndarray]:
+        base = self._base_logits(text)
+        if base is None:
+            return 0.0, self._b_cat
+        harm, cat = base
+        if self.encoder is not None and self.encoder.weight:
+            gate = self.encoder.gate if gate is None else gate
+            if _sigmoid(harm) >= gate:
+                deep_harm, deep_cat = self.encoder.logits(text)
+                harm += self.encoder.weight * deep_harm
+                cat = cat + self.encoder.weight * deep_cat
+        return _sigmoid(harm), cat
+
+    def score(self, text: str, *, encoder_gate: float | None = None) -> ClassifierScore:
+        """The most harmful window's score. ``encoder_gate`` overrides the encoder's gate for this call
+        (the input check reads a message together with the one before it only where that could block)."""
         best_p, best_cat = -1.0, self._b_cat
         for window in windows(text):
-            p, cat = self._score_one(window)
+            p, cat = self._score_one(window, encoder_gate)
             if p > best_p:
                 best_p, best_cat = p, cat
         code = CODES[int(np.argmax(best_cat))]
         return ClassifierScore(max(best_p, 0.0), code, self.category_thresholds[code])
+
+    @property
+    def lowest_threshold(self) -> float:
+        return min(self.category_thresholds.values())
 
     def save(self, path: Path, metadata: dict[str, object]) -> None:
         arrays: dict[str, np.ndarray] = {
@@ -187,15 +211,27 @@ class TextClassifier:
         np.savez_compressed(path.with_suffix(".npz"), **arrays)  # type: ignore[arg-type]
         meta = {"bits": self.bits, "threshold": self.threshold, "category_thresholds": self.category_thresholds,
                 "name": self.name, **metadata}
+        if self.encoder is not None:
+            meta |= {"encoder_weight": self.encoder.weight, "encoder_gate": self.encoder.gate}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_classifier(name: str, folder: Path | None = None, embedder: StaticEmbedder | None = None) -> TextClassifier:
+def _sigmoid(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+
+
+def load_classifier(name: str, folder: Path | None = None, embedder: StaticEmbedder | None = None,
+                    encoder: SafetyEncoder | None = None) -> TextClassifier:
     """Load ``resources/safety/<name>.npz`` and its ``.json``; a missing or damaged file is a ConfigError.
-    A model trained with word vectors needs them: they are loaded here unless ``embedder`` is given."""
+    A model trained with word vectors needs them, and one combined with the encoder needs that: each is
+    loaded here unless given (both classifiers share one of each)."""
     base = (folder or resource_path("safety")) / name
     try:
         meta = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+        head = None
+        if "encoder_weight" in meta:
+            encoder = encoder or load_encoder(base.parent)
+            head = encoder.head(name, float(meta["encoder_weight"]), float(meta["encoder_gate"]))
         with np.load(base.with_suffix(".npz")) as data:
             dense = "dense_harm" in data.files
             conv = None
@@ -211,7 +247,7 @@ def load_classifier(name: str, folder: Path | None = None, embedder: StaticEmbed
                 category_thresholds={k: float(v) for k, v in meta["category_thresholds"].items()},
                 name=str(meta.get("name", name)), embedder=embedder if dense else None,
                 dense_harm=data["dense_harm"] if dense else None, dense_cat=data["dense_cat"] if dense else None,
-                conv=conv,
+                conv=conv, encoder=head,
             )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(

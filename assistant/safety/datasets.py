@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Example", "load_examples", "split_of"]
+__all__ = ["QUESTIONS", "Example", "load_examples", "split_of"]
+
+QUESTIONS = "questions"  # the source name of Haven's question-form prompts
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +179,16 @@ def _own(own: Path) -> list[Example]:
                 harmful = "category" in r
                 out.append(Example(r["prompt"], harmful, r.get("category") if harmful else r.get("sounds_like"),
                                    source, "prompt"))
-    # Question-form probes: plain questions, harmful and benign in the same shapes. Training on them made
-    # the linear model worse on the public sets (it cannot separate the shared shape), so they are kept
-    # as an evaluation-only probe of exactly that weakness.
+    # Question-form prompts: plain questions, harmful and benign in the same shapes ("What's the quickest
+    # way to ..."). They share their n-grams, so the n-gram model is not trained on them (it made that model
+    # worse on the public sets; ``train_safety.py`` leaves them out); the encoder, which reads words in
+    # context, is. Their test split is held out like every other source's.
     for name in ("harmful_questions.jsonl", "benign_questions.jsonl"):
         if (p := own / name).is_file():
             for r in _jsonl(p):
                 harmful = "category" in r
                 out.append(Example(r["prompt"], harmful, r.get("category") if harmful else r.get("sounds_like"),
-                                   "questions-probe", "prompt", eval_only=True))
+                                   QUESTIONS, "prompt"))
     reply_files = (("responses_benign.jsonl", "responses_benign"), ("responses_benign2.jsonl", "responses_benign"),
                    ("responses_harmful.jsonl", "responses_harmful"), ("responses_harmful2.jsonl", "responses_harmful"),
                    ("generated_benign_responses.jsonl", "generated"))

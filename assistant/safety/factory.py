@@ -14,6 +14,7 @@ from assistant.errors import ConfigError, HavenError
 from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.classifier import load_classifier
+from assistant.safety.encoder import load_encoder
 from assistant.safety.guard_model import GuardModel
 from assistant.safety.haven_policy import HavenSafetyPolicy
 from assistant.safety.log import SafetyLog
@@ -52,9 +53,10 @@ def installed_guard(registry: ModelRegistry) -> str | None:
 def build_policy(paths: AppPaths, settings: Settings, registry: ModelRegistry,
                  warnings: list[str] | None = None) -> SafetyPolicy:
     try:
-        embedder = StaticEmbedder()  # one copy of the word vectors for both classifiers
-        input_model = load_classifier("input", embedder=embedder)
-        output_model = load_classifier("output", embedder=embedder)
+        embedder = StaticEmbedder()  # one copy of the word vectors and one encoder for both classifiers
+        encoder = load_encoder()
+        input_model = load_classifier("input", embedder=embedder, encoder=encoder)
+        output_model = load_classifier("output", embedder=embedder, encoder=encoder)
     except ConfigError as exc:
         log.error("safety classifiers unavailable: %s", exc)
         return UnavailablePolicy(str(exc))

@@ -51,7 +51,10 @@ class HavenSafetyPolicy:
         previous = next((m.content for m in reversed(history) if m.role is Role.USER), None)
         if previous is None or alone.blocked:
             return alone
-        together = self.input_model.score(previous[-600:] + "\n" + message)
+        # The encoder reads the pair only where the n-grams alone would block it: most follow-ups are
+        # harmless, and this keeps the check of a conversation at the cost of one encoder pass.
+        together = self.input_model.score(previous[-600:] + "\n" + message,
+                                          encoder_gate=self.input_model.lowest_threshold + CONTEXT_MARGIN)
         if together.harmful >= together.threshold + CONTEXT_MARGIN:
             return together
         return alone

@@ -114,8 +114,9 @@ class KeywordClassifier:
     """Blocks only when both halves of a split request are in the text it sees."""
 
     name = "keywords"
+    lowest_threshold = 0.5
 
-    def score(self, text: str) -> ClassifierScore:
+    def score(self, text: str, *, encoder_gate: float | None = None) -> ClassifierScore:
         both = "poison" in text and "coworker" in text
         return ClassifierScore(0.99 if both else 0.01, "S1", 0.5)
 
