@@ -179,8 +179,6 @@ class EmbeddingModel:
         self._llm.verbose = False
         self.max_tokens = max_tokens
         self.dimension = self._llm.n_embd()
-        self.threads = threads
-        self._threads_now = threads
         self._lock = threading.Lock()
 
     def tokens(self, text: str) -> list[int]:
@@ -191,16 +189,11 @@ class EmbeddingModel:
             tokens = tokens[: self.max_tokens - 1] + tokens[-1:]
         return tokens
 
-    def embed(self, text: str, threads: int | None = None) -> np.ndarray:
-        """The mean of the last hidden states over the text's word pieces, a float32 array. ``threads``
-        overrides the thread count for this call (fewer while a chat model generates on the same cores)."""
+    def embed(self, text: str) -> np.ndarray:
+        """The mean of the last hidden states over the text's word pieces, a float32 array."""
         tokens = self.tokens(text)
         with self._lock:
             llm: Any = self._llm  # the library's batch and context helpers are untyped
-            wanted = threads or self.threads
-            if wanted != self._threads_now:
-                llama_cpp.llama_set_n_threads(llm._ctx.ctx, wanted, wanted)
-                self._threads_now = wanted
             llm._batch.reset()
             llm._ctx.kv_cache_clear()
             llm._batch.add_sequence(tokens, 0, True)

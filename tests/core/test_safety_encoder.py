@@ -39,9 +39,9 @@ class CountingEncoder:
         self.real = real
         self.texts: list[str] = []
 
-    def vector(self, text: str, threads: int | None = None) -> np.ndarray:
+    def vector(self, text: str) -> np.ndarray:
         self.texts.append(text)
-        return self.real.model.embed(text, threads)
+        return self.real.model.embed(text)
 
 
 def counting(model: TextClassifier, gate: float | None = None) -> CountingEncoder:
