@@ -152,7 +152,8 @@ def export(model: SafetyEncoder, base: Path, llama_cpp: Path, out: Path) -> None
             shutil.copytree(base / "1_Pooling", work / "1_Pooling")  # tells the converter: mean pooling
         env = {**os.environ, "PYTHONPATH": str(llama_cpp / "gguf-py")}
         subprocess.run([sys.executable, str(llama_cpp / "convert_hf_to_gguf.py"), str(work), "--outfile",
-                        str(out / "encoder.gguf"), "--outtype", "q8_0"], check=True, env=env)
+                        str(out / "encoder.gguf"), "--outtype", "q8_0", "--model-name", "haven-safety-encoder"],
+                       check=True, env=env)
     arrays = {}
     for i, name in enumerate(HEADS):
         weight = model.heads[i].weight.detach().numpy()
