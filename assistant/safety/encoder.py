@@ -98,9 +98,7 @@ def load_encoder(folder: Path | None = None, threads: int = 0, cache_size: int =
     try:
         with np.load(folder / "encoder.npz") as data:
             heads = {k: data[k].astype(np.float32) for k in data.files}
-        if not (folder / "encoder.gguf").is_file():
-            raise OSError(f"{folder / 'encoder.gguf'} does not exist")
-        model = EmbeddingModel(folder / "encoder.gguf", max_tokens=MAX_TOKENS, threads=threads)
+        model = EmbeddingModel(folder / "encoder.gguf", max_tokens=MAX_TOKENS, threads=threads)  # checks the file
         if any(v.shape[0] != model.dimension for k, v in heads.items() if k.endswith(("_harm", "_cat"))):
             model.close()
             raise ValueError(f"its heads do not fit its {model.dimension}-wide output")
