@@ -197,7 +197,8 @@ def _throughput(engine: Engine, info: ModelInfo, session: ChatSession, sampling:
     """Median per-pair ratio of Haven's to raw llama-cpp-python's decode speed, and the two medians."""
     prompt = [system_message(session.policy.system_prompt), ChatMessage(Role.USER, STORY_PROMPT)]
     tokens = engine.tokenize_chat(prompt)
-    raw = RawBaseline(info.path, n_ctx=info.context_length, threads=info.threads, gpu_layers=info.gpu_layers)
+    raw = RawBaseline(info.path, n_ctx=info.context_length, threads=info.threads, gpu_layers=info.gpu_layers,
+                      extra_bufts=info.extra_buffer_types)
     turn_ms: list[float] = []
     pairs: list[dict[str, Any]] = []
     try:
@@ -289,7 +290,8 @@ def _raw_long_reply(engine: Engine, info: ModelInfo, sampling: SamplingParams, o
     """The same ratio for llama.cpp alone (tokens only, no text): how much of the slowdown along a long
     reply is the attention over a growing context, which no layer above llama.cpp can change."""
     tokens = engine.tokenize_chat([system_message(SAFETY_SYSTEM_PROMPT), ChatMessage(Role.USER, LONG_PROMPT)])
-    raw = RawBaseline(info.path, n_ctx=info.context_length, threads=info.threads, gpu_layers=info.gpu_layers)
+    raw = RawBaseline(info.path, n_ctx=info.context_length, threads=info.threads, gpu_layers=info.gpu_layers,
+                      extra_bufts=info.extra_buffer_types)
     try:
         times = raw.token_times(tokens, options.long_tokens + 50, sampling, options.seed)
     finally:

@@ -3,7 +3,10 @@
 This is the one module besides :mod:`assistant.engine` that imports ``llama_cpp``, on purpose: the
 throughput ratio in ``haven-cli bench`` compares a full Haven turn against the library itself, so the
 baseline must not go through any of Haven's code. It runs ``Llama.create_completion(stream=True)`` on the
-very prompt tokens Haven would send, with the same load options, sampling settings and seed.
+very prompt tokens Haven would send, with the same load options, sampling settings and seed. "The same load
+options" include where the weights live: the backends come from the same folder, and llama.cpp's extra
+CPU buffer types are on only where the engine's self-test proved them safe (docs/core.md), because the
+library's defaults crash on some CPUs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import llama_cpp
 
 from assistant.engine import SamplingParams
+from assistant.native_runtime import load_backends, model_params
 
 __all__ = ["RawBaseline", "RawRun"]
 
@@ -38,8 +42,10 @@ class RawRun:
 class RawBaseline:
     """One ``llama_cpp.Llama``, loaded with the options Haven's engine reports it used."""
 
-    def __init__(self, path: Path, *, n_ctx: int, threads: int, gpu_layers: int, batch_size: int = 512) -> None:
-        with contextlib.redirect_stderr(io.StringIO()):
+    def __init__(self, path: Path, *, n_ctx: int, threads: int, gpu_layers: int, extra_bufts: bool,
+                 batch_size: int = 512) -> None:
+        load_backends()
+        with contextlib.redirect_stderr(io.StringIO()), model_params(use_extra_bufts=extra_bufts):
             self._llm: Any = llama_cpp.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                 n_gpu_layers=gpu_layers, n_batch=batch_size, n_ubatch=batch_size, use_mmap=True, verbose=False,

@@ -40,6 +40,8 @@ from assistant.chat_format import ChatFormatter, Fragment, TokenNames, detect_fo
 from assistant.errors import GenerationError, ModelError
 from assistant.gguf import GgufInfo, read_gguf
 from assistant.hardware import detect_hardware, physical_cores
+from assistant.native_check import LoadPlan, ModelKind, NativeCheck
+from assistant.native_runtime import load_backends, model_params
 from assistant.settings import GpuOffload
 
 __all__ = [
@@ -75,6 +77,9 @@ class ModelInfo:
     threads: int
     chat_format: str
     gpu_offload_supported: bool
+    extra_buffer_types: bool = True  # llama.cpp's extra CPU buffer types (AMX, repacking), if proven safe
+    runtime_notice: str | None = None  # a sentence when the self-test had to step down (docs/core.md)
+    runtime_checked_now: bool = False  # the self-test ran for this load (not remembered from before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +138,12 @@ def _route_native_logs() -> None:
     callback = llama_cpp.llama_log_callback(forward)
     _log_hook.append(callback)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    load_backends()  # before any Llama(): llama_backend_init would otherwise search the wrong folders
 
 
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan...)."""
+    load_backends()
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
@@ -147,6 +154,64 @@ class _StderrToLog(io.TextIOBase):
         if text.strip():
             native_log.debug("%s", text.rstrip())
         return len(text)
+
+
+# --- construction, shared by the engine, the embedding model and the self-test --------------------
+
+def construct_chat(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch: int, extra_bufts: bool) -> Any:
+    try:
+        # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file
+        # descriptors; native logs go through our log hook, Python-level prints to the log.
+        with contextlib.redirect_stderr(_StderrToLog()), model_params(use_extra_bufts=extra_bufts):
+            llm = llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                n_gpu_layers=gpu_layers, n_batch=batch, n_ubatch=batch, use_mmap=True, verbose=True,
+            )
+        llm.verbose = False  # after loading, `verbose` only makes generate() print cache hits to stderr
+        return llm
+    except (ValueError, RuntimeError, OSError, TemplateError) as exc:  # a broken GGUF chat template
+        raise ModelError(
+            f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
+            "type this version of Haven does not support; try downloading it again or pick another model."
+        ) from exc
+
+
+def construct_embedding(path: Path, max_tokens: int, threads: int, extra_bufts: bool) -> Any:
+    try:
+        with contextlib.redirect_stderr(_StderrToLog()), model_params(use_extra_bufts=extra_bufts):
+            llm = llama_cpp.Llama(
+                model_path=str(path), embedding=True, n_ctx=max_tokens, n_batch=max_tokens,
+                n_ubatch=max_tokens, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True, verbose=True,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelError(f"llama.cpp could not load the embedding model {path.name} ({exc}).") from exc
+    llm.verbose = False
+    return llm
+
+
+# The self-test's text: long enough for a multi-token batch through every weight matrix (the path where
+# the AMX fault strikes), plain enough for any tokenizer.
+_PROBE_TEXT = b"Haven checks that this computer can run the model: one batch of several tokens, then one more."
+
+
+def probe_load_and_decode(plan: LoadPlan) -> None:
+    """Load as ``plan`` says through the same code as a real load, decode a batch, then one token.
+    Runs in the self-test's child process (assistant.native_check); a crash kills only that child."""
+    _route_native_logs()
+    path = Path(plan.path)
+    if plan.kind == ModelKind.EMBEDDING:
+        llm = construct_embedding(path, plan.context_length, plan.threads, plan.extra_bufts)
+        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)[: plan.context_length]
+        llm._batch.add_sequence(tokens, 0, True)
+        llm._ctx.decode(llm._batch)
+    else:
+        context = min(plan.context_length, 512)
+        llm = construct_chat(path, context, plan.threads, plan.gpu_layers, min(512, context), plan.extra_bufts)
+        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)
+        llm.eval(tokens)
+        llm.eval(tokens[-1:])
+    llm.close()
 
 
 # --- embedding models -------------------------------------------------------------------------
@@ -161,22 +226,17 @@ class EmbeddingModel:
     on. Calls are serialised by a lock: a ``Llama`` is not thread-safe, and the input check and the
     output filter may run on different threads."""
 
-    def __init__(self, path: Path, *, max_tokens: int, threads: int = 0) -> None:
+    def __init__(self, path: Path, *, max_tokens: int, threads: int = 0,
+                 native_check: NativeCheck | None = None) -> None:
         _route_native_logs()
         threads = threads or physical_cores()
         header = read_gguf(path)  # validates the file before llama.cpp sees it
         if header.architecture != "bert":
             raise ModelError(f"{path.name} is a {header.architecture} model, not a BERT-style encoder.")
-        try:
-            with contextlib.redirect_stderr(_StderrToLog()):
-                self._llm = llama_cpp.Llama(
-                    model_path=str(path), embedding=True, n_ctx=max_tokens, n_batch=max_tokens,
-                    n_ubatch=max_tokens, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
-                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True, verbose=True,
-                )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"llama.cpp could not load the embedding model {path.name} ({exc}).") from exc
-        self._llm.verbose = False
+        check = native_check or NativeCheck.for_environment()
+        self.plan = check.choose(LoadPlan(path=str(path), kind=ModelKind.EMBEDDING, extra_bufts=True,
+                                          gpu_layers=0, context_length=max_tokens, threads=threads))
+        self._llm: Any = construct_embedding(path, max_tokens, threads, extra_bufts=self.plan.extra_bufts)
         self.max_tokens = max_tokens
         self.dimension = self._llm.n_embd()
         self._lock = threading.Lock()
@@ -184,7 +244,8 @@ class EmbeddingModel:
     def tokens(self, text: str) -> list[int]:
         """The word pieces the encoder reads, [CLS] and [SEP] included, cut to ``max_tokens``."""
         with self._lock:
-            tokens = self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=True, special=False)
+            tokens: list[int] = self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=True,
+                                                   special=False)
         if len(tokens) > self.max_tokens:
             tokens = tokens[: self.max_tokens - 1] + tokens[-1:]
         return tokens
@@ -217,8 +278,9 @@ class EmbeddingModel:
 class Engine:
     """Owns one llama.cpp model on its own thread. Safe to call from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, native_check: NativeCheck | None = None) -> None:
         _route_native_logs()
+        self._native_check = native_check or NativeCheck.for_environment()
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="haven-engine", daemon=True)
         self._llm: Any = None
@@ -311,14 +373,18 @@ class Engine:
         n_ctx = max(256, min(options.context_length, trained))
         threads = options.threads or physical_cores()
         gpu_layers = self._choose_gpu_layers(options.gpu_layers, header, path, n_ctx)
+        plan = self._native_check.choose(LoadPlan(
+            path=str(path), kind=ModelKind.CHAT, extra_bufts=True, gpu_layers=gpu_layers, context_length=n_ctx,
+            threads=threads))
+        gpu_layers = plan.gpu_layers
         try:
-            llm = self._construct(path, n_ctx, threads, gpu_layers, options.batch_size)
+            llm = construct_chat(path, n_ctx, threads, gpu_layers, options.batch_size, plan.extra_bufts)
         except ModelError:
             if gpu_layers == 0 or options.gpu_layers != GpuOffload.AUTO:
                 raise
             log.warning("loading with GPU offload failed; retrying on the CPU")
             gpu_layers = 0
-            llm = self._construct(path, n_ctx, threads, gpu_layers, options.batch_size)
+            llm = construct_chat(path, n_ctx, threads, gpu_layers, options.batch_size, plan.extra_bufts)
         try:
             vocab = llama_cpp.llama_model_get_vocab(llm.model)
             fmt = detect_format(header.chat_template, header.name or path.stem, options.chat_format)
@@ -337,28 +403,11 @@ class Engine:
             layer_count=layers, gpu_layers=layers if gpu_layers == GpuOffload.ALL else min(gpu_layers, layers),
             threads=threads, chat_format=fmt,
             gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            extra_buffer_types=plan.extra_bufts, runtime_notice=plan.notice, runtime_checked_now=plan.fresh,
         )
         log.info("loaded %s: ctx %d, %d threads, %d GPU layers, format %s", path.name,
                  self._info.context_length, threads, self._info.gpu_layers, fmt)
         return self._info
-
-    @staticmethod
-    def _construct(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch: int) -> Any:
-        try:
-            # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file
-            # descriptors; native logs go through our log hook, Python-level prints to the log.
-            with contextlib.redirect_stderr(_StderrToLog()):
-                llm = llama_cpp.Llama(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                    n_gpu_layers=gpu_layers, n_batch=batch, n_ubatch=batch, use_mmap=True, verbose=True,
-                )
-            llm.verbose = False  # after loading, `verbose` only makes generate() print cache hits to stderr
-            return llm
-        except (ValueError, RuntimeError, OSError, TemplateError) as exc:  # a broken GGUF chat template
-            raise ModelError(
-                f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
-                "type this version of Haven does not support; try downloading it again or pick another model."
-            ) from exc
 
     def _token_text(self, vocab: Any, token: int) -> str:
         raw = llama_cpp.llama_vocab_get_text(vocab, token)
