@@ -116,7 +116,11 @@ def cmd_download(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write("\n")
     if result.state is not DownloadState.COMPLETED:
         return EXIT_CANCELLED
-    print(f"Installed {spec.model_id} (sha256 {result.sha256} verified).", file=sys.stderr)
+    if result.already_installed:  # another Haven download finished it while this one waited
+        print(f"{spec.model_id} is installed: another Haven download finished it (sha256 {result.sha256} "
+              "verified).", file=sys.stderr)
+    else:
+        print(f"Installed {spec.model_id} (sha256 {result.sha256} verified).", file=sys.stderr)
     out.write(f"{spec.model_id}\n")
     return 0
 

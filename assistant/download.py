@@ -6,6 +6,12 @@ Haven's: huggingface_hub 2.x deletes partial files when a download fails, so a d
 restart would start a multi-gigabyte file from zero.
 
 How a download goes:
+0. The model's lock (``models/.locks/<id>.lock``, a real OS lock through filelock) is taken for the
+   whole transfer and install, so two Haven processes (the desktop app and ``haven-cli``, or two
+   ``haven-cli`` runs) never write the same partial file. While another process holds it, the download
+   waits, says so in its progress note, and still honours pause and cancel. Once it has the lock, an
+   install of the same file that the other process finished (recorded only after its checksum matched)
+   is the result; otherwise the download continues whatever partial file is there.
 1. Metadata: size, sha256 and commit. The expected sha256 is the catalog's when it has one, else the
    hub's (the LFS ETag, or the file listing of ``/api/models/...``); without one nothing is installed.
 2. Free disk space is checked for what is left to fetch plus a margin.
@@ -17,8 +23,10 @@ How a download goes:
    always from the bytes already on disk.
 6. The sha256 is computed while writing; only a match (and a readable GGUF header) is moved into the
    models folder, atomically, and recorded as installed. A mismatch deletes the partial file.
-Pause keeps the partial file; cancel deletes it. Both are outcomes, not errors, and take effect within
-a second, even on a stalled connection.
+Pause keeps the partial file; cancel deletes it, unless another download (in any Haven process) is
+using it. Both are outcomes, not errors, and take effect within a second, also while waiting for another
+download; on a connection that has stopped sending entirely, only at the read timeout (closing the
+response from the stop watcher does not wake a read blocked in the socket).
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from filelock import BaseFileLock, FileLock, Timeout
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub reads its settings
 
@@ -62,6 +72,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DISK_MARGIN_BYTES = 200 * 1024**2
+LOCK_POLL_SECONDS = 0.2          # a download waiting for another one checks pause/cancel this often
+REGISTRY_LOCK_SECONDS = 60.0     # installed.json is held for milliseconds; a minute means a stuck process
+WAITING_NOTE = "Waiting for another Haven download of this model to finish."
+TAKEN_OVER_NOTE = "The other download stopped before finishing; Haven continues its partial file here."
 
 
 class DownloadError(HavenError):
@@ -124,6 +138,7 @@ class DownloadResult:
     path: Path | None
     sha256: str | None
     resumed_from: int = 0            # bytes that were already on disk when this run started
+    already_installed: bool = False  # COMPLETED without fetching: an install verified earlier (or meanwhile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +190,14 @@ class Downloader:
     def partial_path(self, spec: DownloadSpec) -> Path:
         return self._paths.partial_downloads_dir / f"{sanitize_id(spec.model_id)}.gguf.part"
 
+    def lock_path(self, spec: DownloadSpec) -> Path:
+        """The lock every Haven process takes before touching ``spec``'s partial file.
+
+        Not beside the partial file: filelock leaves a lock file in place on release (deleting one another
+        process has open would let two processes each hold "the" lock), and ``.partial/`` is kept empty
+        when nothing is being downloaded."""
+        return self._locks_dir / f"{sanitize_id(spec.model_id)}.lock"
+
     def download(
         self, spec: DownloadSpec, *, progress: Callable[[DownloadProgress], None] | None = None,
         stop: threading.Event | None = None, discard_on_stop: bool = False,
@@ -184,6 +207,95 @@ class Downloader:
         report = progress or (lambda _p: None)
         part = self.partial_path(spec)
         part.parent.mkdir(parents=True, exist_ok=True)
+        held = self._acquire(spec, part, stop, report)
+        if held is None:  # stopped while another process had the file: its partial file is left to it
+            if discard_on_stop:
+                self.discard(spec)
+            return self._stopped(part, discard_on_stop, report)
+        lock, waited = held
+        try:
+            return self._download_locked(spec, part, stop, report, discard_on_stop, waited)
+        finally:
+            lock.release()
+
+    def discard(self, spec: DownloadSpec) -> bool:
+        """Delete ``spec``'s partial file unless a download (in any Haven process) is using it, in which case
+        it is left to that download. True when nothing of it is left."""
+        lock = self._lock(self.lock_path(spec))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("partial download of %s is in use by another download; left in place", spec.model_id)
+            return False
+        try:
+            self._discard_files(spec)
+        finally:
+            lock.release()
+        return True
+
+    # -- the cross-process lock ----------------------------------------------------------------
+
+    @property
+    def _locks_dir(self) -> Path:
+        return self._paths.models_dir / ".locks"
+
+    def _lock(self, path: Path) -> BaseFileLock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
+    def _acquire(self, spec: DownloadSpec, part: Path, stop: threading.Event,
+                 report: Callable[[DownloadProgress], None]) -> tuple[BaseFileLock, bool] | None:
+        """Take ``spec``'s lock; returns it and whether another download held it first, or None if ``stop``
+        was set while waiting. The wait polls, so pause and cancel act within a second."""
+        lock = self._lock(self.lock_path(spec))
+        waited = False
+        while not stop.is_set():
+            try:
+                lock.acquire(timeout=LOCK_POLL_SECONDS if waited else 0)
+            except Timeout:
+                if not waited:
+                    log.info("%s is being downloaded by another Haven process; waiting", spec.model_id)
+                waited = True
+                # What the other download has written so far, so a progress bar still moves.
+                report(DownloadProgress(DownloadState.DOWNLOADING, _size(part), spec.size_bytes, 0.0, None,
+                                        WAITING_NOTE))
+                continue
+            return lock, waited
+        return None
+
+    @contextlib.contextmanager
+    def _registry_locked(self, spec: DownloadSpec) -> Iterator[None]:
+        """installed.json is read, changed and written back whole: two processes installing at once would
+        each write the list they read, and one entry would be lost. Installs take it; ModelRegistry's own
+        writes (``models import``, ``models remove``) do not yet."""
+        lock = self._lock(self._locks_dir / "installed.json.lock")
+        try:
+            lock.acquire(timeout=REGISTRY_LOCK_SECONDS)
+        except Timeout as exc:
+            raise DownloadError(
+                f"{spec.file} was downloaded and verified, but another Haven process has kept the list of "
+                "installed models locked for a minute. Close other Haven windows or commands and run the "
+                "download again; it finishes without downloading again.") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- one download, under its lock ----------------------------------------------------------
+
+    def _download_locked(self, spec: DownloadSpec, part: Path, stop: threading.Event,
+                         report: Callable[[DownloadProgress], None], discard_on_stop: bool,
+                         waited: bool) -> DownloadResult:
+        done = self._installed_copy(spec)
+        if done is not None:
+            log.info("%s is already installed and verified; nothing to download", spec.model_id)
+            path, sha256 = done
+            size = _size(path)
+            report(DownloadProgress(DownloadState.COMPLETED, size, size, 0.0, 0.0))
+            return DownloadResult(DownloadState.COMPLETED, path, sha256, already_installed=True)
+        if waited:
+            report(DownloadProgress(DownloadState.DOWNLOADING, _size(part), spec.size_bytes, 0.0, None,
+                                    TAKEN_OVER_NOTE))
         try:
             remote = self._metadata(spec)
             expected = self._expected_sha256(spec, remote)
@@ -193,16 +305,34 @@ class Downloader:
             digest = self._transfer(part, spec, remote, total, stop, report)
         except _Stopped:
             if discard_on_stop:
-                self.discard(spec)
-            state = DownloadState.CANCELLED if discard_on_stop else DownloadState.PAUSED
-            report(DownloadProgress(state, _size(part), None, 0.0, None))
-            return DownloadResult(state, None, None)
+                self._discard_files(spec)
+            return self._stopped(part, discard_on_stop, report)
         report(DownloadProgress(DownloadState.VERIFYING, _size(part), total, 0.0, None))
         installed = self._install(part, spec, remote, expected, digest)
         report(DownloadProgress(DownloadState.COMPLETED, installed.stat().st_size, total, 0.0, 0.0))
         return DownloadResult(DownloadState.COMPLETED, installed, expected, resumed_from)
 
-    def discard(self, spec: DownloadSpec) -> None:
+    def _stopped(self, part: Path, discarded: bool, report: Callable[[DownloadProgress], None]) -> DownloadResult:
+        state = DownloadState.CANCELLED if discarded else DownloadState.PAUSED
+        report(DownloadProgress(state, _size(part), None, 0.0, None))
+        return DownloadResult(state, None, None)
+
+    def _installed_copy(self, spec: DownloadSpec) -> tuple[Path, str] | None:
+        """The installed file of this very download, if there is one: same repository and revision (and the
+        catalog's checksum, when it gives one). A record is written only after the checksum matched."""
+        model_id = sanitize_id(spec.model_id)
+        record = self._registry.records().get(model_id)
+        if record is None or record.file != f"{model_id}.gguf" or record.sha256 is None:
+            return None
+        if record.repo != spec.repo or record.revision != spec.revision:
+            return None
+        if spec.sha256 and record.sha256 != spec.sha256.lower():
+            return None
+        path = self._paths.models_dir / record.file
+        return (path, record.sha256) if path.is_file() and _size(path) == record.size_bytes else None
+
+    def _discard_files(self, spec: DownloadSpec) -> None:
+        """Only with the model's lock held (or from :meth:`discard`, which takes it)."""
         part = self.partial_path(spec)
         for path in (part, _sidecar(part)):
             with contextlib.suppress(FileNotFoundError):
@@ -260,7 +390,7 @@ class Downloader:
         size = _size(part)
         if size and (recorded != wanted or (remote.size is not None and size > remote.size)):
             log.info("partial download of %s does not match the remote file any more; restarting", spec.file)
-            self.discard(spec)
+            self._discard_files(spec)
             size = 0
         _sidecar(part).write_text(json.dumps(wanted), encoding="utf-8")
         return size
@@ -388,24 +518,25 @@ class Downloader:
 
     def _install(self, part: Path, spec: DownloadSpec, remote: _Remote, expected: str, digest: str) -> Path:
         if digest != expected:
-            self.discard(spec)
+            self._discard_files(spec)
             raise DownloadError(
                 f"The downloaded {spec.file} did not match its published checksum, so it was deleted and nothing "
                 "was installed. Try again; if it keeps happening the server or a proxy is altering the file.")
         try:
             read_gguf(part)
         except HavenError as exc:
-            self.discard(spec)
+            self._discard_files(spec)
             raise DownloadError(f"The downloaded file is not a usable model: {exc}") from exc
         target = self._paths.models_dir / f"{sanitize_id(spec.model_id)}.gguf"
-        os.replace(part, target)
-        with contextlib.suppress(FileNotFoundError):
-            _sidecar(part).unlink()
-        self._registry.record(sanitize_id(spec.model_id), ModelRecord(
-            name=spec.name or spec.file.removesuffix(".gguf"), file=target.name, sha256=expected,
-            size_bytes=target.stat().st_size, license=spec.license, tags=list(spec.tags), repo=spec.repo,
-            revision=spec.revision, commit=remote.commit, chat_format=spec.chat_format,
-        ))
+        with self._registry_locked(spec):  # the file moves only once its record can be written
+            os.replace(part, target)
+            with contextlib.suppress(FileNotFoundError):
+                _sidecar(part).unlink()
+            self._registry.record(sanitize_id(spec.model_id), ModelRecord(
+                name=spec.name or spec.file.removesuffix(".gguf"), file=target.name, sha256=expected,
+                size_bytes=target.stat().st_size, license=spec.license, tags=list(spec.tags), repo=spec.repo,
+                revision=spec.revision, commit=remote.commit, chat_format=spec.chat_format,
+            ))
         return target
 
     def _explain(self, exc: Exception, spec: DownloadSpec) -> DownloadError:

@@ -23,6 +23,8 @@ class Switches:
     corrupt: bool = False                # serve different bytes under the same checksum
     ignore_range: bool = False           # always answer 200 with the whole file
     seconds_per_chunk: float = 0.0       # slow server: pause between 64 KiB chunks
+    hold_at_bytes: int | None = None     # a body that starts before this offset stalls there...
+    release: threading.Event = field(default_factory=threading.Event)  # ...until this is set (60 s at most)
     gated: bool = False
     required_token: str | None = None
     lfs_etag: bool = True                # False: ETag is a git blob id, the sha256 only in /api listing
@@ -136,9 +138,9 @@ class FakeHub:
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 if body:
-                    self._send_body(data[start:])
+                    self._send_body(data[start:], start)
 
-            def _send_body(self, payload: bytes) -> None:
+            def _send_body(self, payload: bytes, start: int = 0) -> None:
                 sw = hub.switches
                 limit = None
                 if sw.drop_after_bytes is not None and sw.drops_left > 0:
@@ -156,6 +158,10 @@ class FakeHub:
                             return
                         self.wfile.write(chunk)
                         sent += len(chunk)
+                        hold = sw.hold_at_bytes
+                        if hold is not None and start + sent - len(chunk) < hold <= start + sent:
+                            self.wfile.flush()
+                            sw.release.wait(60)  # a download that is provably still running
                         if sw.seconds_per_chunk:
                             self.wfile.flush()
                             time.sleep(sw.seconds_per_chunk)
