@@ -9,7 +9,8 @@ This mirrors how llama.cpp tokenizes a string with special tokens enabled (split
 then tokenize each raw piece), except that the split is applied to the template's own text only.
 
 Formats:
-* ``jinja``: the GGUF's ``tokenizer.chat_template``, rendered in Jinja's immutable sandbox.
+* ``jinja``: the GGUF's ``tokenizer.chat_template``, rendered in Jinja's immutable sandbox, bounded in time
+  and size by :mod:`assistant.template_limits`.
 * ``llama-2``: Meta's reference Llama 2 chat format, written out exactly as Meta's ``generation.py``
   builds it (``[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} `` with BOS/EOS tokens).
 * ``chatml``: the fallback for a model without a template.
@@ -19,16 +20,17 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template, TemplateError
 
 from assistant.chat import ChatMessage, Role
 from assistant.errors import ModelError
+from assistant.template_limits import MAX_RENDER_SECONDS, MAX_TEMPLATE_CHARS, LimitedEnvironment, TemplateLimitError
 
 __all__ = ["ChatFormatter", "Fragment", "detect_format"]
 
@@ -64,7 +66,17 @@ def _raise_exception(message: str) -> NoReturn:
 
 
 def _strftime_now(fmt: str) -> str:
+    # strftime pads to any width a format asks for ("%0999999d"); Python gives up past 256 times the
+    # format's length, so a short format keeps the result short. Real formats are a few characters.
+    if len(fmt) > 100:
+        raise TemplateError("strftime_now was given a format too long to be a date")
     return datetime.now().strftime(fmt)
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception's text cut to a length a sentence can carry (a template writes its own messages)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +106,17 @@ class ChatFormatter:
         # Longest first so that e.g. "<|im_end|>" wins over a shorter control token it contains.
         names = sorted((t for t in self._control if t), key=len, reverse=True)
         self._control_pattern = re.compile("|".join(map(re.escape, names))) if names else None
-        self._template = None
+        self._template: Template | None = None
+        self._env = LimitedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
         if format_name in ("jinja", "chatml"):
             source = template if format_name == "jinja" and template else CHATML_TEMPLATE
-            env = ImmutableSandboxedEnvironment(
-                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-            )
-            env.globals["raise_exception"] = _raise_exception
-            env.globals["strftime_now"] = _strftime_now
+            self._env.globals["raise_exception"] = _raise_exception
+            self._env.globals["strftime_now"] = _strftime_now
             try:
-                self._template = env.from_string(source)
+                self._template = self._env.from_string(source)
             except TemplateError as exc:
                 raise ModelError(
-                    f"This model's chat template cannot be read ({exc}). Choose another model, or "
+                    f"This model's chat template cannot be read ({_brief(exc)}). Choose another model, or "
                     "set its chat format explicitly."
                 ) from exc
 
@@ -140,16 +150,18 @@ class ChatFormatter:
     # -- the GGUF's own template ---------------------------------------------------------------
 
     def _render_jinja(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> list[Fragment]:
+        # One deadline for every attempt below, so a hostile template costs MAX_RENDER_SECONDS once, not four times.
+        deadline = time.monotonic() + MAX_RENDER_SECONDS
         contents = [m.content.strip() for m in messages]
         placeholders = [{"role": m.role.value, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
-        rendered = self._render_template(placeholders, add_generation_prompt)
+        rendered = self._render_template(placeholders, add_generation_prompt, deadline)
         found = [int(i) for i in _SENTINEL.findall(rendered)]
         if sorted(found) != list(range(len(messages))):
             # The template transforms message text (it is not only placed): render the real text, with
             # control strings in it defused, so they still cannot become control tokens.
             log.warning("chat template rewrites message content; defusing control strings instead")
             real = [{"role": m.role.value, "content": self._defuse(c)} for m, c in zip(messages, contents, strict=True)]
-            return self._with_bos(self._split_controls(self._render_template(real, add_generation_prompt)))
+            return self._with_bos(self._split_controls(self._render_template(real, add_generation_prompt, deadline)))
         fragments: list[Fragment] = []
         position = 0
         for match in _SENTINEL.finditer(rendered):
@@ -159,8 +171,7 @@ class ChatFormatter:
         fragments += self._split_controls(rendered[position:])
         return self._with_bos(_merge_text(fragments))
 
-    def _render_template(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        assert self._template is not None
+    def _render_template(self, messages: list[dict[str, str]], add_generation_prompt: bool, deadline: float) -> str:
         variables: dict[str, Any] = {
             "messages": messages,
             "add_generation_prompt": add_generation_prompt,
@@ -168,20 +179,38 @@ class ChatFormatter:
             "eos_token": self._tokens.eos_text,
         }
         try:
-            return str(self._template.render(**variables))
+            return self._render_once(variables, deadline)
         except TemplateError as exc:
             if messages and messages[0]["role"] == "system" and len(messages) > 1:
                 # Some templates (Gemma's, for one) refuse a system role: put it before the first user turn.
                 merged = [{"role": messages[1]["role"],
                            "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
                 try:
-                    return str(self._template.render(**{**variables, "messages": merged + messages[2:]}))
+                    return self._render_once({**variables, "messages": merged + messages[2:]}, deadline)
                 except TemplateError:
                     pass
             raise ModelError(
-                f"This model's chat template failed ({exc}). Choose another model or set its chat format."
+                f"This model's chat template failed ({_brief(exc)}). Choose another model or set its chat format."
             ) from exc
-        except Exception as exc:  # the sandbox's SecurityError and anything a hostile template raises
+
+    def _render_once(self, variables: dict[str, Any], deadline: float) -> str:
+        """One render; a ``TemplateError`` passes through (the caller may retry), anything else is a sentence."""
+        assert self._template is not None
+        # The template's own text gets MAX_TEMPLATE_CHARS; the messages it places get room for twice their size,
+        # so a long paste is refused by the context check, with its numbers, not here.
+        given = sum(len(m["content"]) for m in variables["messages"])
+        try:
+            return self._env.render_limited(
+                self._template, variables, deadline=deadline, max_chars=MAX_TEMPLATE_CHARS + 2 * given
+            )
+        except TemplateError:
+            raise
+        except TemplateLimitError as exc:
+            raise ModelError(
+                f"This model's chat template {exc}, so Haven stopped it. Choose another model, or set its chat "
+                "format explicitly."
+            ) from exc
+        except Exception as exc:  # the sandbox's refusals and anything a hostile template raises
             raise ModelError(
                 f"This model's chat template tried something Haven does not allow ({type(exc).__name__}); "
                 "it was not run. Choose another model."
