@@ -27,6 +27,7 @@ from ui.errors import install_excepthook, show_error
 from ui.main_window import MainWindow
 from ui.models_dialog import DownloadBridge, ModelsDialog
 from ui.settings_dialog import SettingsDialog
+from ui.shutdown import CleanExit, end_with_running_threads
 from ui.workers import TaskWorker, live_threads, start
 
 __all__ = ["HavenApp", "main"]
@@ -64,6 +65,7 @@ class HavenApp(QObject):
         self.download_bridge.changed.connect(self._download_changed)
         self.model_id = self.registry.default_id(self.settings.default_model)
         self._closing = False
+        self._shut_down = False
         self.window = MainWindow(self.store)
         self.window.settings_opener = self.open_settings
         self.window.models_opener = self.open_models
@@ -156,6 +158,7 @@ class HavenApp(QObject):
     def _loaded(self, session: ChatSession) -> None:
         if not self._closing:
             self.window.attach_session(session, self._loading_label)
+            log.info("ready: %s", self._loading_label)  # what tests starting `haven` wait for
 
     def _failed(self, message: str, details: str) -> None:
         if not self._closing:
@@ -186,13 +189,19 @@ class HavenApp(QObject):
             self.window.session.user_instructions = new.user_instructions
 
     def shutdown(self) -> None:
-        """Let background work finish (a turn is already stopped by the window), then free the model."""
+        """Let background work finish (a turn is already stopped by the window), then free the model.
+
+        Called from ``aboutToQuit`` (``ui/shutdown.py``) and again after the event loop: only once counts."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._closing = True
         self.downloads.close()  # a running download pauses; its partial file is kept for next time
         for thread in live_threads():
             thread.wait(2000)
         self.engine.close()
         self.store.close()
+        log.info("shut down: the model and the conversation store are closed")
 
 
 def quit_when_loaded(app: QApplication, haven: HavenApp, limit_ms: int = 60_000) -> None:
@@ -234,10 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HavenError as exc:  # its folders or database cannot be used: a sentence, not a silent exit
         return cannot_start(str(exc), dialog="--smoke-test" not in (argv or sys.argv))
     haven.window.show()
+    # SIGTERM/SIGINT/SIGHUP and the end of the desktop session close the window and shut down cleanly.
+    clean_exit = CleanExit(app, haven.window, haven.shutdown)
     if "--smoke-test" in (argv or sys.argv):
         quit_when_loaded(app, haven)
     code = app.exec()
     haven.shutdown()
+    clean_exit.close()
+    end_with_running_threads(int(code))
     return int(code)
 
 

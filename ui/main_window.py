@@ -339,9 +339,14 @@ class MainWindow(QMainWindow):
 
     # -- closing -------------------------------------------------------------------------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        """Mid-reply: stop it (what was shown is stored, marked incomplete) and wait briefly for the thread."""
+    def finish_turn(self, wait_ms: int = CLOSE_WAIT_MS) -> None:
+        """Mid-reply: stop it (what was shown is stored, marked incomplete) and wait briefly for the thread.
+
+        Closing the window and the end of the desktop session (``ui/shutdown.py``) both come here."""
         if self.turn is not None and self.turn_thread is not None:
             self.turn.cancel.set()
-            self.turn_thread.wait(CLOSE_WAIT_MS)
+            self.turn_thread.wait(wait_ms)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.finish_turn()
         event.accept()
