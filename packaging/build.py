@@ -3,6 +3,7 @@
 
     python packaging/build.py               # dist/Haven/ (and dist/Haven.app on macOS)
     python packaging/build.py --installer   # then the installer: .exe (Windows), .dmg (macOS), .tar.gz (Linux)
+    python packaging/build.py --installer --variant cuda   # named Haven-X.Y.Z-<platform>-cuda...
 
 Run it with the Python that has Haven and its dev tools installed (``scripts/dev.py install``, or the
 ``.venv`` it makes). Steps:
@@ -13,7 +14,11 @@ Run it with the Python that has Haven and its dev tools installed (``scripts/dev
 2. Run PyInstaller on ``packaging/haven.spec``: a onedir bundle with ``haven`` (windowed) and
    ``haven-cli``; support files sit in ``_internal/`` (``_internal/resources/`` holds the models).
 3. Check the result (both programs, the model, the llama.cpp libraries; on Windows, that every DLL the
-   bundle needs is in it or part of Windows) and report its size and the build time.
+   bundle needs is in it or part of Windows) and report its size and the build time. llama.cpp's native
+   libraries go through ``packaging/native_libraries.py``: the CPU variants a release must carry, no AVX or
+   AVX-512 in what every CPU loads, no GPU driver library bundled. ``HAVEN_LLAMA_BUILD=release`` (the
+   release workflow) makes the variants and objdump required; ``HAVEN_LLAMA_GPU`` names the GPU backend
+   the bundle must have.
 
 macOS signing: ``--codesign-identity`` (or ``HAVEN_CODESIGN_IDENTITY``) signs every binary with the
 hardened runtime and ``packaging/macos/entitlements.plist``; without one the app is signed ad hoc, which
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -36,6 +42,7 @@ import tarfile
 import time
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
@@ -193,17 +200,48 @@ def check_bundle(bundle: Path) -> None:
         raise BuildError("The starter model is missing from the bundle.")
     if not any((internal / "llama_cpp" / "lib").glob("*llama*")):
         raise BuildError("llama.cpp's libraries are missing: is packaging/hooks/hook-llama_cpp.py in use?")
+    check_native_libraries(bundle)
     if sys.platform == "win32":
         check_windows_imports(bundle)
+
+
+def native_libraries() -> ModuleType:
+    """``packaging/native_libraries.py``, loaded by path: this folder is no package (``packaging`` is pypa's)."""
+    module = sys.modules.get("native_libraries")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("native_libraries", PACKAGING / "native_libraries.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["native_libraries"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def check_native_libraries(bundle: Path) -> None:
+    """CPU variants, instruction levels and driver libraries of the bundled llama.cpp (native_libraries.py)."""
+    checker = native_libraries()
+    release = os.environ.get("HAVEN_LLAMA_BUILD") == "release"
+    gpu = os.environ.get("HAVEN_LLAMA_GPU", "auto") if release else None
+    try:
+        notes = checker.check_bundle(bundle, release=release, gpu=gpu, source=checker.installed_library_folder())
+    except checker.NativeCheckError as exc:
+        raise BuildError(f"llama.cpp's libraries in the bundle would fail on some computers:\n{exc}") from exc
+    for note in notes:
+        say(f"native-library check: {note}")
 
 
 def check_windows_imports(bundle: Path) -> None:
     """Every DLL a bundled binary imports must be in the bundle or part of Windows itself.
 
     The Visual C++ runtimes (vcruntime, msvcp, vcomp for OpenMP) sit in System32 on a build machine with
-    Visual Studio but not on every user's computer, so they count as missing unless bundled.
+    Visual Studio but not on every user's computer, so they count as missing unless bundled. The GPU
+    drivers' own DLLs (vulkan-1.dll, the Vulkan loader; nvcuda.dll) count as the system's: the bundle must
+    not carry them (haven.spec drops them), and where a computer lacks them ggml skips that GPU backend
+    and runs on the CPU.
     """
     import pefile
+
+    is_driver_library = native_libraries().is_driver_library
 
     system32 = Path(os.environ.get("SYSTEMROOT", r"C:\Windows")) / "System32"
     redistributable = re.compile(r"^(vcruntime|msvcp|vcomp|concrt|vccorlib)\d", re.IGNORECASE)
@@ -215,7 +253,7 @@ def check_windows_imports(bundle: Path) -> None:
         pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]])
         for entry in getattr(pe, "DIRECTORY_ENTRY_IMPORT", []):
             dll = entry.dll.decode("ascii", "replace").lower()
-            if dll in bundled or dll.startswith(("api-ms-win-", "ext-ms-")):
+            if dll in bundled or dll.startswith(("api-ms-win-", "ext-ms-")) or is_driver_library(dll):
                 continue
             if (system32 / dll).is_file() and not redistributable.match(dll):
                 continue
@@ -240,17 +278,19 @@ def machine() -> str:
     return {"amd64": "x86_64", "aarch64": "arm64"}.get(arch, arch)
 
 
-def make_installer(dist: Path, version: str) -> Path:
+def make_installer(dist: Path, version: str, variant: str | None = None) -> Path:
+    """The installer for this platform; a ``variant`` (``cuda``) goes into its name after the machine."""
+    suffix = f"-{variant}" if variant else ""
     if sys.platform == "win32":
-        return make_windows_installer(dist, version)
+        return make_windows_installer(dist, version, suffix)
     if sys.platform == "darwin":
-        target = dist / f"Haven-{version}-macos-{machine()}.dmg"
+        target = dist / f"Haven-{version}-macos-{machine()}{suffix}.dmg"
         command = ["bash", str(PACKAGING / "macos" / "make_dmg.sh"), str(dist / "Haven.app"), str(target)]
         say("$ " + " ".join(command))
         if subprocess.call(command, cwd=ROOT) != 0:
             raise BuildError("Making the disk image failed; the messages above say why.")
         return target
-    target = dist / f"Haven-{version}-linux-{machine()}.tar.gz"
+    target = dist / f"Haven-{version}-linux-{machine()}{suffix}.tar.gz"
     with tarfile.open(target, "w:gz", compresslevel=6) as archive:
         archive.add(dist / "Haven", arcname="Haven")
     return target
@@ -265,12 +305,12 @@ def find_makensis() -> str | None:
     return found
 
 
-def make_windows_installer(dist: Path, version: str) -> Path:
+def make_windows_installer(dist: Path, version: str, suffix: str = "") -> Path:
     makensis = find_makensis()
     if makensis is None:
         raise BuildError("NSIS is not installed: get it from https://nsis.sourceforge.io (or `choco install "
                          "nsis`) and build again.")
-    target = dist / f"Haven-{version}-windows-{machine()}-setup.exe"
+    target = dist / f"Haven-{version}-windows-{machine()}{suffix}-setup.exe"
     command = [makensis, "/V2", f"/DVERSION={version}", f"/DSOURCE_DIR={dist / 'Haven'}", f"/DOUTPUT={target}",
                f"/DICON={PACKAGING / 'icons' / 'haven.ico'}", str(PACKAGING / "windows" / "haven.nsi")]
     say("$ " + " ".join(command))
@@ -307,10 +347,16 @@ def build(args: argparse.Namespace) -> Path:
     if sys.platform == "darwin":
         say(f"and {dist / 'Haven.app'}: {human(folder_size(dist / 'Haven.app'))}")
     if args.installer:
-        installer = make_installer(dist, __version__)
+        installer = make_installer(dist, __version__, args.variant)
         say(f"installer {installer}: {human(installer.stat().st_size)}")
     say(f"done in {time.monotonic() - started:.0f} s")
     return bundle
+
+
+def variant_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]+", text):
+        raise argparse.ArgumentTypeError("a variant name is lower-case letters and digits, such as cuda")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build", help="PyInstaller's work folder (build/)")
     parser.add_argument("--installer", action="store_true", help="also make this platform's installer")
     parser.add_argument("--codesign-identity", help="macOS: the Developer ID to sign with")
+    parser.add_argument("--variant", type=variant_name,
+                        help="a variant name for the installer file (cuda: Haven-X.Y.Z-linux-x86_64-cuda.tar.gz)")
     args = parser.parse_args(argv)
     try:
         build(args)
