@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import sys
 import threading
 from collections.abc import Sequence
@@ -99,7 +100,9 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
 def _open_session(core: Core, model_id: str) -> ChatSession:
     model = core.registry.get(model_id)
     engine = Engine()
-    engine.load(model.path, core.load_options(model.chat_format))
+    info = engine.load(model.path, core.load_options(model.chat_format))
+    if info.runtime_notice and info.runtime_checked_now:  # said once, when the self-test found it
+        print(f"note: {info.runtime_notice}", file=sys.stderr)
     return ChatSession(engine, core.store, core.safety_policy(), model_id=model_id,
                        user_instructions=core.settings.user_instructions)
 
@@ -277,6 +280,8 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The frozen haven-cli is also the llama.cpp self-test's child process (assistant.native_check).
+    multiprocessing.freeze_support()
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     core: Core | None = None

@@ -36,8 +36,9 @@ def _gib(count: int) -> str:
 
 def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     from assistant.engine import gpu_offload_supported  # loads llama.cpp: only when listing
+    from assistant.native_runtime import gpu_infos
 
-    hardware = detect_hardware()
+    hardware = detect_hardware(gpu_infos())  # the GPUs llama.cpp can use, with their own memory
     offload = gpu_offload_supported() and core.settings.gpu_layers != 0
     rows = model_rows(load_catalog(), core.registry, hardware, context_length=core.settings.context_length,
                       default_id=core.registry.default_id(core.settings.default_model), gpu_offload=offload)

@@ -41,12 +41,12 @@ from assistant.errors import GenerationError, ModelError
 from assistant.gguf import GgufInfo, read_gguf
 from assistant.hardware import detect_hardware, physical_cores
 from assistant.native_check import LoadPlan, ModelKind, NativeCheck
-from assistant.native_runtime import load_backends, model_params
+from assistant.native_runtime import gpu_infos, load_backends, model_params, runtime_report
 from assistant.settings import GpuOffload
 
 __all__ = [
     "EmbeddingModel", "Engine", "GenerationStats", "LoadOptions",
-    "ModelInfo", "SamplingParams", "StopReason", "gpu_offload_supported",
+    "ModelInfo", "SamplingParams", "StopReason", "describe_runtime", "gpu_offload_supported",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,25 @@ def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan...)."""
     load_backends()
     return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def describe_runtime(info: ModelInfo | None) -> str:
+    """Where llama.cpp runs, in words for Settings: the backends it found, and where this model's layers
+    went (with the self-test's notice when Haven had to step down)."""
+    report = runtime_report()
+    text = f"llama.cpp {report.llama_cpp_version}: {report.describe()}."
+    if info is None:
+        return text
+    gpu_names = ", ".join(d.name for d in report.gpus) or "GPU"
+    if info.gpu_layers >= info.layer_count > 0:
+        placement = f"all {info.layer_count} layers on {gpu_names}"
+    elif info.gpu_layers > 0:
+        placement = f"{info.gpu_layers} of {info.layer_count} layers on {gpu_names}, the rest on the CPU"
+    else:
+        placement = f"on the CPU with {info.threads} threads"
+    cpu_code = "" if info.extra_buffer_types else " (llama.cpp's standard CPU code)"
+    text += f" {info.name}: {placement}{cpu_code}."
+    return text + (f" {info.runtime_notice}" if info.runtime_notice else "")
 
 
 class _StderrToLog(io.TextIOBase):
@@ -360,7 +379,7 @@ class Engine:
             return requested
         if not llama_cpp.llama_supports_gpu_offload():
             return 0
-        free = [g.free_bytes for g in detect_hardware().gpus if g.free_bytes is not None]
+        free = [g.free_bytes for g in detect_hardware(gpu_infos()).gpus if g.free_bytes is not None]
         if not free:
             return GpuOffload.ALL  # unknown memory: try, and fall back to the CPU if loading fails
         kv_bytes = 2 * header.block_count * n_ctx * max(header.arch_value("embedding_length"), 1) * 2

@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class GpuInfo:
     name: str
-    backend: str           # "cuda", "metal", ...
+    backend: str           # "cuda", "vulkan", "metal", ...
     total_bytes: int | None
     free_bytes: int | None
 
@@ -79,13 +80,17 @@ def _nvidia_gpus() -> list[GpuInfo]:
     return gpus
 
 
-def detect_hardware() -> HardwareInfo:
+def detect_hardware(gpus: Sequence[GpuInfo] | None = None) -> HardwareInfo:
+    """This computer. ``gpus``: the GPUs llama.cpp itself found (``assistant.native_runtime.gpu_infos``),
+    which are exactly those offload can use, each with its own memory; without them (no llama.cpp loaded
+    yet), a best guess from nvidia-smi and the platform."""
     memory = psutil.virtual_memory()
     system, machine = platform.system(), platform.machine()
-    gpus: list[GpuInfo] = _nvidia_gpus()
-    if system == "Darwin" and machine == "arm64":
-        # Apple silicon shares memory between CPU and GPU; Metal may use most of it.
-        gpus.append(GpuInfo("Apple silicon GPU", "metal", memory.total, memory.available))
+    if gpus is None:
+        gpus = _nvidia_gpus()
+        if system == "Darwin" and machine == "arm64":
+            # Apple silicon shares memory between CPU and GPU; Metal may use most of it.
+            gpus.append(GpuInfo("Apple silicon GPU", "metal", memory.total, memory.available))
     return HardwareInfo(
         physical_cores=physical_cores(),
         logical_cores=psutil.cpu_count(logical=True) or 1,

@@ -29,8 +29,11 @@ import llama_cpp
 import llama_cpp.llama_cpp as llama_cpp_lib
 from llama_cpp import _ggml
 
+from assistant.hardware import GpuInfo
+
 __all__ = [
-    "Device", "RuntimeReport", "build_fingerprint", "devices", "load_backends", "model_params", "runtime_report",
+    "Device", "RuntimeReport", "build_fingerprint", "devices", "gpu_infos", "load_backends", "model_params",
+    "runtime_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,18 @@ def devices() -> tuple[Device, ...]:
             kind=_DEVICE_KINDS.get(kind(device), "accel"),
             total_bytes=int(total.value), free_bytes=int(free.value),
         ))
+    return tuple(found)
+
+
+def gpu_infos() -> tuple[GpuInfo, ...]:
+    """The GPUs llama.cpp can offload to, for :func:`assistant.hardware.detect_hardware`: their memory is
+    what the model manager's fit labels and automatic offload measure a model against."""
+    found = []
+    for device in devices():
+        if device.kind in ("gpu", "igpu"):
+            backend = device.name.rstrip("0123456789").lower() or "gpu"  # "Vulkan0" -> "vulkan", "Metal" -> "metal"
+            found.append(GpuInfo(device.description or device.name, backend, device.total_bytes or None,
+                                 device.free_bytes or None))
     return tuple(found)
 
 

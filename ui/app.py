@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 from collections.abc import Sequence
 
@@ -14,10 +15,11 @@ from assistant.catalog import load_catalog, recommend
 from assistant.credentials import TokenStore
 from assistant.download import Downloader, DownloadSpec, DownloadState
 from assistant.download_queue import DownloadQueue, JobSnapshot
-from assistant.engine import Engine, LoadOptions, SamplingParams
+from assistant.engine import Engine, LoadOptions, SamplingParams, describe_runtime
 from assistant.errors import HavenError
 from assistant.hardware import detect_hardware
 from assistant.models import ModelRegistry
+from assistant.native_runtime import gpu_infos
 from assistant.paths import AppPaths
 from assistant.safety.factory import build_policy
 from assistant.session import ChatSession
@@ -59,7 +61,7 @@ class HavenApp(QObject):
         self.registry = ModelRegistry(self.paths)
         self.engine = Engine()
         self.catalog = load_catalog()
-        self.hardware = detect_hardware()
+        self.hardware = detect_hardware(gpu_infos())  # the GPUs llama.cpp can use, with their memory
         self.downloads = DownloadQueue(Downloader(self.paths, self.registry, token_source=TokenStore(self.paths).get))
         self.download_bridge = DownloadBridge(self.downloads)
         self.download_bridge.changed.connect(self._download_changed)
@@ -158,6 +160,9 @@ class HavenApp(QObject):
     def _loaded(self, session: ChatSession) -> None:
         if not self._closing:
             self.window.attach_session(session, self._loading_label)
+            info = self.engine.model
+            if info is not None and info.runtime_notice:  # the self-test stepped down: say so, once per load
+                self.window.statusBar().showMessage(info.runtime_notice, 15_000)
             log.info("ready: %s", self._loading_label)  # what tests starting `haven` wait for
 
     def _failed(self, message: str, details: str) -> None:
@@ -167,7 +172,7 @@ class HavenApp(QObject):
     def open_settings(self) -> None:
         models = [(m.id, m.name) for m in self.registry.installed()]
         dialog = SettingsDialog(self.settings, hardware=self.hardware.describe(), models=models, paths=self.paths,
-                                parent=self.window)
+                                runtime=describe_runtime(self.engine.model), parent=self.window)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         new = dialog.result_settings()
@@ -234,6 +239,9 @@ def cannot_start(message: str, *, dialog: bool = True) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # In the frozen app, the llama.cpp self-test's child process (assistant.native_check) starts as this
+    # same executable: freeze_support runs the child's work and exits before any window exists.
+    multiprocessing.freeze_support()
     configure_logging(AppPaths.from_environment(), debug="--debug" in (argv or sys.argv))
     app = QApplication(list(argv or sys.argv))
     app.setApplicationName("Haven")

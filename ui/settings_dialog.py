@@ -54,7 +54,7 @@ def _int(name: str, value: int) -> QSpinBox:
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, *, hardware: str, models: list[tuple[str, str]],
-                 paths: AppPaths | None = None, parent: QWidget | None = None) -> None:
+                 paths: AppPaths | None = None, runtime: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Haven settings")
         self._original = settings
@@ -115,6 +115,11 @@ class SettingsDialog(QDialog):
         self.threads.setSpecialValueText("Automatic (one per core)")
         hardware_form.addRow("Threads", self.threads)
         hardware_form.addRow("This computer", QLabel(hardware))
+        if runtime:  # which llama.cpp backend runs the model, and where its layers went
+            self.runtime = QLabel(runtime)
+            self.runtime.setWordWrap(True)
+            self.runtime.setAccessibleName("Backend in use")
+            hardware_form.addRow("Backend in use", self.runtime)
         tabs.addTab(self._page(hardware_form), "Hardware")
 
         safety = QFormLayout()

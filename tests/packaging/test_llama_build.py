@@ -42,8 +42,10 @@ def options(args: list[str]) -> dict[str, str]:
 
 
 def test_no_build_is_native_and_every_build_loads_its_backends_at_run_time(llama_build: ModuleType) -> None:
-    for args in (llama_build.dev_args("Linux", "x86_64", XEON_AMX), llama_build.dev_args("Darwin", "arm64"),
-                 llama_build.release_args("vulkan", "Windows", "AMD64"), llama_build.release_args("metal", "Darwin", "arm64")):
+    builds = (llama_build.dev_args("Linux", "x86_64", XEON_AMX), llama_build.dev_args("Darwin", "arm64"),
+              llama_build.release_args("vulkan", "Windows", "AMD64"),
+              llama_build.release_args("metal", "Darwin", "arm64"))
+    for args in builds:
         flags = options(args)
         assert flags["GGML_NATIVE"] == "OFF"
         assert flags["GGML_BACKEND_DL"] == "ON"
@@ -102,7 +104,8 @@ def test_dev_py_keys_its_wheel_folder_on_the_locked_sdist_and_the_flags(monkeypa
 def test_every_lock_pins_every_package_by_hash() -> None:
     for lock in sorted((ROOT / "requirements").glob("*.txt")):
         text = lock.read_text(encoding="utf-8")
-        requirements = [line for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")]
+        requirements = [line for line in text.splitlines()
+                        if line and not line[0].isspace() and not line.startswith("#")]
         assert requirements, lock
         for line in requirements:
             assert "==" in line, f"{lock.name}: {line} is not pinned"
