@@ -40,7 +40,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DISK_MARGIN_BYTES = 200 * 1024**2
 LOCK_POLL_SECONDS = 0.2          # a download waiting for another one checks pause/cancel this often
-REGISTRY_LOCK_SECONDS = 60.0     # installed.json is held for milliseconds; a minute means a stuck process
 WAITING_NOTE = "Waiting for another Haven download of this model to finish."
 TAKEN_OVER_NOTE = "The other download stopped before finishing; Haven continues its partial file here."
 
@@ -262,24 +261,6 @@ class Downloader:
                 continue
             return lock, waited
         return None
-
-    @contextlib.contextmanager
-    def _registry_locked(self, spec: DownloadSpec) -> Iterator[None]:
-        """installed.json is read, changed and written back whole: two processes installing at once would
-        each write the list they read, and one entry would be lost. Installs take it; ModelRegistry's own
-        writes (``models import``, ``models remove``) do not yet."""
-        lock = self._lock(self._locks_dir / "installed.json.lock")
-        try:
-            lock.acquire(timeout=REGISTRY_LOCK_SECONDS)
-        except Timeout as exc:
-            raise DownloadError(
-                f"{spec.file} was downloaded and verified, but another Haven process has kept the list of "
-                "installed models locked for a minute. Close other Haven windows or commands and run the "
-                "download again; it finishes without downloading again.") from exc
-        try:
-            yield
-        finally:
-            lock.release()
 
     # -- one download, under its lock ----------------------------------------------------------
 
@@ -528,7 +509,7 @@ class Downloader:
             self._discard_files(spec)
             raise DownloadError(f"The downloaded file is not a usable model: {exc}") from exc
         target = self._paths.models_dir / f"{sanitize_id(spec.model_id)}.gguf"
-        with self._registry_locked(spec):  # the file moves only once its record can be written
+        with self._registry.locked():  # the file moves only once its record can be written
             os.replace(part, target)
             with contextlib.suppress(FileNotFoundError):
                 _sidecar(part).unlink()

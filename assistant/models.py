@@ -19,9 +19,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from assistant.errors import ModelError, ModelNotFoundError
 from assistant.gguf import read_gguf
@@ -92,11 +95,35 @@ def find_starter_model() -> Path | None:
     return packaged_file(STARTER_DISTRIBUTION, STARTER_FILE, resource_path("models", STARTER_FILE))
 
 
+# installed.json is held for milliseconds at a time; a minute means a stuck process.
+MANIFEST_LOCK_SECONDS = 60.0
+
+
 class ModelRegistry:
     """Answers "which models can I chat with?" and records installs, imports and removals."""
 
     def __init__(self, paths: AppPaths) -> None:
         self._paths = paths
+        # One lock object per registry: filelock's lock is re-entrant within one object, so a download
+        # that holds it while moving its file into place can record the install under the same lock.
+        self._manifest_lock = FileLock(str(paths.models_dir / ".locks" / "installed.json.lock"))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """installed.json is read, changed and written back whole, so every writer in every Haven process
+        (the app, ``haven-cli models download``, ``import``, ``remove``) holds this cross-process lock:
+        two writers at once would each write the list they read, and one entry would be lost."""
+        Path(self._manifest_lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._manifest_lock.acquire(timeout=MANIFEST_LOCK_SECONDS)
+        except Timeout as exc:
+            raise ModelError(
+                "Another Haven process has kept the list of installed models locked for a minute. Close other "
+                "Haven windows or commands and try again.") from exc
+        try:
+            yield
+        finally:
+            self._manifest_lock.release()
 
     @property
     def manifest_file(self) -> Path:
@@ -159,9 +186,10 @@ class ModelRegistry:
             raise
 
     def record(self, model_id: str, record: ModelRecord) -> None:
-        records = self.records()
-        records[model_id] = record
-        self._write(records)
+        with self.locked():
+            records = self.records()
+            records[model_id] = record
+            self._write(records)
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -236,16 +264,17 @@ class ModelRegistry:
         model = self.get(model_id)
         if model_id == STARTER_MODEL_ID:
             raise ModelError("The starter model is part of Haven and cannot be removed.")
-        records = self.records()
-        records.pop(model_id, None)
-        if not model.imported:
-            try:
-                model.path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise ModelError(f"Haven could not delete {model.path} ({exc.strerror or exc}).") from exc
-        self._write(records)
+        with self.locked():
+            records = self.records()
+            records.pop(model_id, None)
+            if not model.imported:
+                try:
+                    model.path.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise ModelError(f"Haven could not delete {model.path} ({exc.strerror or exc}).") from exc
+            self._write(records)
         return model
 
     def manifest_entry(self, model_id: str) -> dict[str, Any] | None:

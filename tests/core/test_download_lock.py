@@ -221,3 +221,27 @@ def test_an_install_waits_while_another_process_rewrites_the_list_of_installed_m
             {"schema_version": 1, "models": {k: asdict(v) for k, v in read_before.items()}}), encoding="utf-8")
     assert download.result(30).state is DownloadState.COMPLETED
     assert set(ModelRegistry(paths).records()) == {"other", MODEL_ID}, "neither entry was lost"
+
+
+def test_imports_and_removals_take_the_same_lock_as_installs(paths, pool, starter_path) -> None:
+    """`haven-cli models import` / `remove` in one process while another holds the list: they wait, and
+    neither the other process's entry nor theirs is lost."""
+    registry_lock = FileLock(str(paths.models_dir / ".locks" / "installed.json.lock"))
+    registry = ModelRegistry(paths)
+    with registry_lock:
+        read_before = registry.records()
+        importing = pool.submit(registry.record, "mine", ModelRecord(name="mine", path=str(starter_path)))
+        time.sleep(0.5)
+        assert not importing.done(), "the import waits for the list"
+        read_before["other"] = ModelRecord(name="other", file="other.gguf", sha256="0" * 64)
+        (paths.models_dir / "installed.json").write_text(json.dumps(
+            {"schema_version": 1, "models": {k: asdict(v) for k, v in read_before.items()}}), encoding="utf-8")
+    importing.result(10)
+    assert set(registry.records()) == {"other", "mine"}
+    with registry_lock:
+        removing = pool.submit(registry.remove, "mine")
+        time.sleep(0.5)
+        assert not removing.done(), "the removal waits for the list"
+    removing.result(10)
+    assert set(registry.records()) == {"other"}
+    assert starter_path.exists(), "removing an import never deletes the user's file"
