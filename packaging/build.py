@@ -68,7 +68,7 @@ def say(message: str) -> None:
 def stage_models(models: Path) -> None:
     """Copy the starter model and write the safety classifier's embedding table into ``models``."""
     sys.path.insert(0, str(ROOT))
-    from assistant.models import STARTER_FILE, find_starter_model
+    from assistant.models.registry import STARTER_FILE, find_starter_model
     from assistant.safety.static_embeddings import find_minilm
 
     starter = find_starter_model()

@@ -23,7 +23,7 @@ def haven_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def starter_path() -> Path:
-    from assistant.models import find_starter_model
+    from assistant.models.registry import find_starter_model
 
     path = find_starter_model()
     if path is None:

@@ -11,20 +11,23 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from assistant.app_logging import configure_logging
-from assistant.catalog import load_catalog, recommend
-from assistant.credentials import TokenStore
-from assistant.download import Downloader, DownloadSpec, DownloadState
-from assistant.download_queue import DownloadQueue, JobSnapshot
-from assistant.engine import Engine, LoadOptions, SamplingParams, describe_runtime
+from assistant.core import Core
+from assistant.engine import Engine, describe_runtime, gpu_infos
 from assistant.errors import HavenError
 from assistant.hardware import detect_hardware
-from assistant.models import ModelRegistry
-from assistant.native_runtime import gpu_infos
+from assistant.models import (
+    Downloader,
+    DownloadQueue,
+    DownloadSpec,
+    DownloadState,
+    JobSnapshot,
+    TokenStore,
+    load_catalog,
+    recommend,
+)
 from assistant.paths import AppPaths
-from assistant.safety.factory import build_policy
 from assistant.session import ChatSession
-from assistant.settings import Settings, Theme, load_settings, save_settings
-from assistant.store import Store
+from assistant.settings import Settings, Theme, save_settings
 from ui.errors import install_excepthook, show_error
 from ui.main_window import MainWindow
 from ui.models_dialog import DownloadBridge, ModelsDialog
@@ -35,12 +38,6 @@ from ui.workers import TaskWorker, live_threads, start
 __all__ = ["HavenApp", "main"]
 
 log = logging.getLogger(__name__)
-
-
-def sampling_from(settings: Settings) -> SamplingParams:
-    return SamplingParams(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
-                          min_p=settings.min_p, repeat_penalty=settings.repeat_penalty,
-                          max_tokens=settings.max_tokens)
 
 
 def apply_theme(app: QApplication, theme: Theme) -> None:
@@ -54,11 +51,8 @@ class HavenApp(QObject):
     def __init__(self, app: QApplication) -> None:
         super().__init__()
         self.app = app
-        self.paths = AppPaths.from_environment().ensure()
-        loaded = load_settings(self.paths.settings_file)
-        self.settings = loaded.settings
-        self.store = Store(self.paths.database_file)
-        self.registry = ModelRegistry(self.paths)
+        self.core = Core.open()  # folders, settings, store and registry, built as the CLI builds them
+        self.paths, self.store, self.registry = self.core.paths, self.core.store, self.core.registry
         self.engine = Engine()
         self.catalog = load_catalog()
         self.hardware = detect_hardware(gpu_infos())  # the GPUs llama.cpp can use, with their memory
@@ -74,7 +68,7 @@ class HavenApp(QObject):
         self.window.model_switcher = self.switch_model
         install_excepthook(self.window)
         apply_theme(app, self.settings.theme)
-        for warning in loaded.warnings:
+        for warning in self.core.take_warnings():
             show_error(self.window, warning)
         self._welcome()
         self.load_model()
@@ -135,19 +129,21 @@ class HavenApp(QObject):
             self.model_id = model_id
             self.load_model()
 
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self.core.settings = value
+
     def load_model(self) -> None:
         model = self.registry.get(self.model_id)
-        settings = self.settings
         self.window.session = None
         self.window.set_ready(False, f"Loading {model.name}…")
 
         def load() -> ChatSession:
-            self.engine.load(model.path, LoadOptions(
-                context_length=settings.context_length, threads=settings.threads,
-                gpu_layers=settings.gpu_layers, chat_format=model.chat_format))
-            policy = build_policy(self.paths, settings, self.registry)
-            return ChatSession(self.engine, self.store, policy, model_id=model.id, sampling=sampling_from(settings),
-                               user_instructions=settings.user_instructions)
+            return self.core.open_session(model.id, self.engine)[0]
 
         worker = TaskWorker(load)
         # Bound methods of this QObject, not lambdas: PySide6 calls a lambda on the emitting (worker)
@@ -161,8 +157,11 @@ class HavenApp(QObject):
         if not self._closing:
             self.window.attach_session(session, self._loading_label)
             info = self.engine.model
+            notes = self.core.take_warnings()  # e.g. a guard model that could not be used
             if info is not None and info.runtime_notice:  # the self-test stepped down: say so, once per load
-                self.window.statusBar().showMessage(info.runtime_notice, 15_000)
+                notes.append(info.runtime_notice)
+            if notes:
+                self.window.statusBar().showMessage(" ".join(notes), 15_000)
             log.info("ready: %s", self._loading_label)  # what tests starting `haven` wait for
 
     def _failed(self, message: str, details: str) -> None:
@@ -190,7 +189,7 @@ class HavenApp(QObject):
             self.model_id = model_id
             self.load_model()
         elif self.window.session is not None:
-            self.window.session.sampling = sampling_from(new)
+            self.window.session.sampling = self.core.sampling()
             self.window.session.user_instructions = new.user_instructions
 
     def shutdown(self) -> None:
@@ -239,7 +238,7 @@ def cannot_start(message: str, *, dialog: bool = True) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # In the frozen app, the llama.cpp self-test's child process (assistant.native_check) starts as this
+    # In the frozen app, the llama.cpp self-test's child process (assistant.engine.selftest) starts as this
     # same executable: freeze_support runs the child's work and exits before any window exists.
     multiprocessing.freeze_support()
     configure_logging(AppPaths.from_environment(), debug="--debug" in (argv or sys.argv))

@@ -26,12 +26,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.catalog import Catalog
-from assistant.download import DownloadSpec, DownloadState
-from assistant.download_queue import DownloadQueue, JobSnapshot
 from assistant.hardware import HardwareInfo
-from assistant.model_listing import ModelRow, model_rows
-from assistant.models import ModelRegistry
+from assistant.models import (
+    Catalog,
+    DownloadQueue,
+    DownloadSpec,
+    DownloadState,
+    JobSnapshot,
+    ModelRegistry,
+    ModelRow,
+    model_rows,
+)
 from ui.errors import show_error
 
 __all__ = ["DownloadBridge", "ModelsDialog"]

@@ -22,11 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from assistant.credentials import TokenStore
 from assistant.errors import HavenError
+from assistant.models import TokenStore
 from assistant.paths import AppPaths
-from assistant.safety.log import SafetyLog
-from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
+from assistant.safety import SAFETY_SYSTEM_PROMPT, SafetyLog
 from assistant.settings import BOUNDS, GpuOffload, Settings, Theme
 
 __all__ = ["SettingsDialog"]

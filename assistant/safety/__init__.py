@@ -5,6 +5,7 @@ policy's ``system_prompt`` always first in the prompt, and an :class:`OutputGuar
 part of the generated text may be shown. A block is a returned :class:`Verdict`, never an exception.
 """
 
+from assistant.safety.log import SafetyLog
 from assistant.safety.policy import (
     GuardStep,
     OutputGuard,
@@ -22,6 +23,7 @@ __all__ = [
     "GuardStep",
     "OutputGuard",
     "PassThroughPolicy",
+    "SafetyLog",
     "SafetyPolicy",
     "Stage",
     "Verdict",

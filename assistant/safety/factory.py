@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from assistant.chat import ChatMessage
 from assistant.errors import ConfigError, HavenError
-from assistant.models import ModelRegistry
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.classifier import load_classifier
 from assistant.safety.encoder import load_encoder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bench_probes import percentile, tokens_per_second_near
+from assistant.bench.probes import percentile, tokens_per_second_near
 
 FIELDS = ("throughput_ratio", "ttft_ms", "safety_overhead", "startup_window_ms", "startup_first_token_ms",
           "rss_overhead_mb", "ui_max_stall_ms", "late_vs_early_tps", "raw_tokens_per_second",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.chat import ChatMessage, Role
-from assistant.chat_format import ChatFormatter, TokenNames, detect_format
+from assistant.engine.chat_format import ChatFormatter, TokenNames, detect_format
 from assistant.errors import ModelError
 
 BOS, EOS = 1, 2

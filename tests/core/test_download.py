@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.download import DiskFullError, Downloader, DownloadError, DownloadSpec, DownloadState
-from assistant.models import ModelRegistry
+from assistant.models.download import DiskFullError, Downloader, DownloadError, DownloadSpec, DownloadState
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from tests.gguf_writer import gguf_bytes, write_gguf
 from tests.hub_server import FakeHub

@@ -18,9 +18,16 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from assistant.download import TAKEN_OVER_NOTE, WAITING_NOTE, Downloader, DownloadProgress, DownloadSpec, DownloadState
-from assistant.download_queue import DownloadQueue
-from assistant.models import ModelRecord, ModelRegistry
+from assistant.models.download import (
+    TAKEN_OVER_NOTE,
+    WAITING_NOTE,
+    Downloader,
+    DownloadProgress,
+    DownloadSpec,
+    DownloadState,
+)
+from assistant.models.queue import DownloadQueue
+from assistant.models.registry import ModelRecord, ModelRegistry
 from assistant.paths import AppPaths
 from tests.gguf_writer import write_gguf
 from tests.hub_server import FakeHub

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from assistant.chat import ChatMessage, Role
-from assistant.download import Downloader, DownloadSpec, DownloadState
-from assistant.download_queue import DownloadQueue
 from assistant.engine import Engine, GenerationStats, SamplingParams
-from assistant.models import ModelRegistry
+from assistant.models.download import Downloader, DownloadSpec, DownloadState
+from assistant.models.queue import DownloadQueue
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from tests.gguf_writer import gguf_bytes
 from tests.hub_server import FakeHub

@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.catalog import load_catalog, parse_catalog, recommend
 from assistant.engine import Engine, LoadOptions
-from assistant.gguf import read_gguf
-from assistant.hardware import (
-    RUNTIME_OVERHEAD_BYTES,
-    Fit,
-    GpuInfo,
-    HardwareInfo,
-    ModelShape,
-    fit_for,
-    kv_cache_bytes,
-    memory_needed,
-)
+from assistant.hardware import GpuInfo, HardwareInfo
+from assistant.models.catalog import load_catalog, parse_catalog, recommend
+from assistant.models.fit import RUNTIME_OVERHEAD_BYTES, Fit, ModelShape, fit_for, kv_cache_bytes, memory_needed
+from assistant.models.gguf import read_gguf
 
 GiB = 1024**3
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from assistant.chat import ChatMessage, Role
-from assistant.engine import EmbeddingModel, Engine, GenerationStats, LoadOptions, SamplingParams
+from assistant.engine import Engine, GenerationStats, LoadOptions, SamplingParams
+from assistant.engine.embedding import EmbeddingModel
+from assistant.engine.selftest import CACHE_FILE, LoadPlan, ModelKind, NativeCheck, run_probe
 from assistant.errors import ModelError
-from assistant.native_check import CACHE_FILE, LoadPlan, ModelKind, NativeCheck, run_probe
 
 pytestmark = pytest.mark.model
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="signal names are POSIX")

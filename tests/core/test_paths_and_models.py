@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ModelNotFoundError
-from assistant.models import STARTER_MODEL_ID, ModelRegistry, sanitize_id
+from assistant.models.registry import STARTER_MODEL_ID, ModelRegistry, sanitize_id
 from assistant.paths import AppPaths
 
 

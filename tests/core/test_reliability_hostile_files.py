@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from assistant.catalog import Catalog
 from assistant.chat import ChatMessage, Role
-from assistant.chat_format import ChatFormatter, TokenNames
 from assistant.engine import Engine, GenerationStats, LoadOptions, SamplingParams
+from assistant.engine.chat_format import ChatFormatter, TokenNames
 from assistant.errors import ModelError
-from assistant.gguf import read_gguf
 from assistant.hardware import HardwareInfo
-from assistant.model_listing import model_rows
-from assistant.models import ModelRegistry
+from assistant.models.catalog import Catalog
+from assistant.models.gguf import read_gguf
+from assistant.models.listing import model_rows
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from tests.gguf_patch import patched_copy
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.models import ModelRegistry
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.store import Store
 from tests.gguf_writer import gguf_bytes, write_gguf

@@ -18,12 +18,12 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from assistant.catalog import load_catalog, parse_catalog
 from assistant.chat import ChatMessage, Role
-from assistant.chat_format import ChatFormatter, TokenNames
 from assistant.engine import Engine
+from assistant.engine.chat_format import ChatFormatter, TokenNames
 from assistant.errors import ConfigError
-from assistant.models import ModelRegistry
+from assistant.models.catalog import load_catalog, parse_catalog
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety import OutputGuard, PassThroughPolicy, Stage, Verdict
 from assistant.safety.stream import StreamFilter

@@ -13,10 +13,10 @@ import pytest
 
 from assistant.chat import ChatMessage, Role
 from assistant.engine import Engine, SamplingParams
-from assistant.models import ModelRegistry
+from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.classifier import ClassifierScore, TextClassifier, load_classifier
-from assistant.safety.datasets import load_examples, split_of
+from assistant.safety.eval.datasets import load_examples, split_of
 from assistant.safety.factory import UnavailablePolicy, build_policy
 from assistant.safety.haven_policy import HavenSafetyPolicy
 from assistant.safety.log import SafetyLog

@@ -11,7 +11,7 @@ import pytest
 
 from assistant.chat import ChatMessage, Role
 from assistant.errors import ConfigError
-from assistant.models import ModelRegistry, find_starter_model
+from assistant.models.registry import ModelRegistry, find_starter_model
 from assistant.paths import AppPaths, resource_path
 from assistant.safety.classifier import TextClassifier, load_classifier
 from assistant.safety.encoder import MAX_TOKENS, SafetyEncoder, load_encoder

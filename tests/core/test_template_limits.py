@@ -15,10 +15,10 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from assistant.chat import ChatMessage, Role
-from assistant.chat_format import ChatFormatter, TokenNames
+from assistant.engine.chat_format import ChatFormatter, TokenNames
+from assistant.engine.template_limits import MAX_RENDER_SECONDS, LimitedEnvironment
 from assistant.errors import ModelError
-from assistant.gguf import read_gguf
-from assistant.template_limits import MAX_RENDER_SECONDS, LimitedEnvironment
+from assistant.models.gguf import read_gguf
 
 NAMES = TokenNames(bos_id=1, eos_id=2, bos_text="<s>", eos_text="</s>")
 OPTIONS: dict[str, Any] = {"trim_blocks": True, "lstrip_blocks": True, "extensions": ["jinja2.ext.loopcontrols"]}

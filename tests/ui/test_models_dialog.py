@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from assistant.download import DownloadState
+from assistant.models.download import DownloadState
 from tests.gguf_writer import write_gguf
 from tests.hub_server import FakeHub
 

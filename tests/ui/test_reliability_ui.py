@@ -174,7 +174,7 @@ def test_model_output_loads_nothing_and_opens_only_web_links_and_only_when_click
 
 
 def test_chatting_while_a_download_runs(qtbot, haven, tmp_path: Path) -> None:
-    from assistant.download import DownloadSpec, DownloadState
+    from assistant.models.download import DownloadSpec, DownloadState
     from tests.gguf_writer import write_gguf
     from tests.hub_server import FakeHub
 

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from assistant.bench_probes import TimedPolicy, TokenClock, percentile, tokens_per_second_near
-from assistant.bench_raw import RawBaseline
+from assistant.bench.probes import TimedPolicy, TokenClock, percentile, tokens_per_second_near
+from assistant.bench.raw import RawBaseline
 from assistant.chat import ChatMessage, Role, system_message
-from assistant.engine import Engine, LoadOptions, ModelInfo, SamplingParams
+from assistant.core import load_options, sampling_params
+from assistant.engine import Engine, ModelInfo, SamplingParams
 from assistant.errors import HavenError
-from assistant.models import STARTER_MODEL_ID, ModelRegistry
+from assistant.models.registry import STARTER_MODEL_ID, ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.factory import build_policy
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
@@ -127,12 +128,8 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
         engine = Engine()
         try:
             progress(f"loading {label}")
-            info = engine.load(model_path, LoadOptions(context_length=settings.context_length,
-                                                       threads=settings.threads, gpu_layers=settings.gpu_layers,
-                                                       chat_format=chat_format))
-            sampling = SamplingParams(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
-                                      min_p=settings.min_p, repeat_penalty=settings.repeat_penalty,
-                                      max_tokens=options.reply_tokens, seed=options.seed)
+            info = engine.load(model_path, load_options(settings, chat_format))
+            sampling = sampling_params(settings, max_tokens=options.reply_tokens, seed=options.seed)
             session = ChatSession(engine, store, policy, model_id=label, sampling=sampling)
             details: dict[str, Any] = {"model_path": str(model_path), "threads": info.threads,
                                        "gpu_layers": info.gpu_layers, "context_length": info.context_length}

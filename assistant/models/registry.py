@@ -27,7 +27,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from assistant.errors import ModelError, ModelNotFoundError
-from assistant.gguf import read_gguf
+from assistant.models.gguf import read_gguf
 from assistant.paths import AppPaths, packaged_file, resource_path
 
 __all__ = [

@@ -57,10 +57,10 @@ if TYPE_CHECKING:
 # they cost the desktop app ~20 MB and a few hundred milliseconds of start-up it has no use for until
 # the user asks for a download.
 
-from assistant.catalog import CatalogEntry
 from assistant.errors import HavenError
-from assistant.gguf import read_gguf
-from assistant.models import ModelRecord, ModelRegistry, sanitize_id
+from assistant.models.catalog import CatalogEntry
+from assistant.models.gguf import read_gguf
+from assistant.models.registry import ModelRecord, ModelRegistry, sanitize_id
 from assistant.paths import AppPaths
 
 __all__ = [

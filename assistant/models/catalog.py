@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
-from assistant.hardware import Fit, HardwareInfo, ModelShape, fit_for, memory_needed
+from assistant.hardware import HardwareInfo
+from assistant.models.fit import Fit, ModelShape, fit_for, memory_needed
 from assistant.paths import resource_path
 
 __all__ = ["Catalog", "CatalogEntry", "load_catalog", "recommend"]

@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_safety import sample_weights, sentence_windows  # noqa: E402
 
-from assistant.safety.datasets import Example, load_examples, split_of  # noqa: E402
 from assistant.safety.encoder import MAX_TOKENS  # noqa: E402
+from assistant.safety.eval.datasets import Example, load_examples, split_of  # noqa: E402
 from assistant.safety.static_embeddings import find_minilm  # noqa: E402
 from assistant.safety.taxonomy import CODES  # noqa: E402
 

@@ -1,10 +1,10 @@
-"""The llama.cpp runtime: the only module that imports ``llama_cpp``.
+"""The chat model's runtime: one llama.cpp model, its own thread, streaming generation.
 
 One model is loaded at a time, and one thread (``haven-engine``) creates, uses and frees it, because a
 ``Llama`` is not thread-safe. Callers on any thread submit work and read results through queues.
 
 Why Haven drives generation itself instead of ``create_chat_completion``:
-* prompts are tokenized from :mod:`assistant.chat_format` fragments, so text a person typed can never
+* prompts are tokenized from :mod:`assistant.engine.chat_format` fragments, so text a person typed can never
   become a control token;
 * pieces are detokenized one token at a time with an incremental UTF-8 decoder (the library's streaming
   path re-detokenizes the whole completion on every token, which is quadratic);
@@ -15,9 +15,7 @@ Why Haven drives generation itself instead of ``create_chat_completion``:
 from __future__ import annotations
 
 import codecs
-import contextlib
 import ctypes
-import io
 import logging
 import queue
 import secrets
@@ -31,26 +29,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import llama_cpp
-import numpy as np
-from jinja2 import TemplateError
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from assistant.chat import ChatMessage
-from assistant.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
+from assistant.engine.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
+from assistant.engine.loading import construct_chat
+from assistant.engine.native import gpu_infos, load_backends, route_native_logs, runtime_report
+from assistant.engine.selftest import LoadPlan, ModelKind, NativeCheck
 from assistant.errors import GenerationError, ModelError
-from assistant.gguf import GgufInfo, read_gguf
 from assistant.hardware import detect_hardware, physical_cores
-from assistant.native_check import LoadPlan, ModelKind, NativeCheck
-from assistant.native_runtime import gpu_infos, load_backends, model_params, runtime_report
+from assistant.models.fit import ModelShape, memory_needed
+from assistant.models.gguf import GgufInfo, read_gguf
 from assistant.settings import GpuOffload
 
 __all__ = [
-    "EmbeddingModel", "Engine", "GenerationStats", "LoadOptions",
-    "ModelInfo", "SamplingParams", "StopReason", "describe_runtime", "gpu_offload_supported",
+    "Engine", "GenerationStats", "LoadOptions", "ModelInfo", "SamplingParams", "StopReason", "describe_runtime",
+    "gpu_offload_supported",
 ]
 
 log = logging.getLogger(__name__)
-native_log = logging.getLogger("assistant.llama_cpp")
 
 T = TypeVar("T")
 
@@ -115,32 +112,6 @@ class GenerationStats:
     seed: int
 
 
-# --- native logging ----------------------------------------------------------------------------
-# llama.cpp has one process-wide log hook; the ctypes callback must stay referenced for as long as
-# the library may call it, hence a module-level holder (the one piece of module state here).
-# ggml_log_level in current ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continue the last line).
-_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_log_hook: list[Any] = []
-
-
-def _route_native_logs() -> None:
-    if _log_hook:
-        return
-    last = [logging.DEBUG]
-
-    def forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        lvl = last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
-        last[0] = lvl
-        message = text.decode("utf-8", errors="replace").rstrip()
-        if message and native_log.isEnabledFor(lvl):
-            native_log.log(lvl, "%s", message)
-
-    callback = llama_cpp.llama_log_callback(forward)
-    _log_hook.append(callback)
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    load_backends()  # before any Llama(): llama_backend_init would otherwise search the wrong folders
-
-
 def gpu_offload_supported() -> bool:
     """Whether this llama.cpp build can offload layers to a GPU (CUDA, Metal, Vulkan...)."""
     load_backends()
@@ -166,131 +137,6 @@ def describe_runtime(info: ModelInfo | None) -> str:
     return text + (f" {info.runtime_notice}" if info.runtime_notice else "")
 
 
-class _StderrToLog(io.TextIOBase):
-    """llama-cpp-python prints load-time chatter with print(file=sys.stderr); send it to the log."""
-
-    def write(self, text: str) -> int:
-        if text.strip():
-            native_log.debug("%s", text.rstrip())
-        return len(text)
-
-
-# --- construction, shared by the engine, the embedding model and the self-test --------------------
-
-def construct_chat(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch: int, extra_bufts: bool) -> Any:
-    try:
-        # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr file
-        # descriptors; native logs go through our log hook, Python-level prints to the log.
-        with contextlib.redirect_stderr(_StderrToLog()), model_params(use_extra_bufts=extra_bufts):
-            llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                n_gpu_layers=gpu_layers, n_batch=batch, n_ubatch=batch, use_mmap=True, verbose=True,
-            )
-        llm.verbose = False  # after loading, `verbose` only makes generate() print cache hits to stderr
-        return llm
-    except (ValueError, RuntimeError, OSError, TemplateError) as exc:  # a broken GGUF chat template
-        raise ModelError(
-            f"llama.cpp could not load {path.name} ({exc}). The file may be damaged or use a model "
-            "type this version of Haven does not support; try downloading it again or pick another model."
-        ) from exc
-
-
-def construct_embedding(path: Path, max_tokens: int, threads: int, extra_bufts: bool) -> Any:
-    try:
-        with contextlib.redirect_stderr(_StderrToLog()), model_params(use_extra_bufts=extra_bufts):
-            llm = llama_cpp.Llama(
-                model_path=str(path), embedding=True, n_ctx=max_tokens, n_batch=max_tokens,
-                n_ubatch=max_tokens, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
-                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True, verbose=True,
-            )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelError(f"llama.cpp could not load the embedding model {path.name} ({exc}).") from exc
-    llm.verbose = False
-    return llm
-
-
-# The self-test's text: long enough for a multi-token batch through every weight matrix (the path where
-# the AMX fault strikes), plain enough for any tokenizer.
-_PROBE_TEXT = b"Haven checks that this computer can run the model: one batch of several tokens, then one more."
-
-
-def probe_load_and_decode(plan: LoadPlan) -> None:
-    """Load as ``plan`` says through the same code as a real load, decode a batch, then one token.
-    Runs in the self-test's child process (assistant.native_check); a crash kills only that child."""
-    _route_native_logs()
-    path = Path(plan.path)
-    if plan.kind == ModelKind.EMBEDDING:
-        llm = construct_embedding(path, plan.context_length, plan.threads, plan.extra_bufts)
-        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)[: plan.context_length]
-        llm._batch.add_sequence(tokens, 0, True)
-        llm._ctx.decode(llm._batch)
-    else:
-        context = min(plan.context_length, 512)
-        llm = construct_chat(path, context, plan.threads, plan.gpu_layers, min(512, context), plan.extra_bufts)
-        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)
-        llm.eval(tokens)
-        llm.eval(tokens[-1:])
-    llm.close()
-
-
-# --- embedding models -------------------------------------------------------------------------
-
-class EmbeddingModel:
-    """A BERT-style encoder GGUF in its own llama.cpp instance: text in, its mean-pooled last hidden state
-    out (not normalised). The safety classifier reads these vectors; it is small (tens of MB) and runs on
-    the CPU, beside whatever chat model is loaded.
-
-    Texts longer than ``max_tokens`` word pieces are cut as Hugging Face's tokenizer cuts them when
-    training (the start kept, the closing [SEP] kept), so the vectors match those the heads were trained
-    on. Calls are serialised by a lock: a ``Llama`` is not thread-safe, and the input check and the
-    output filter may run on different threads."""
-
-    def __init__(self, path: Path, *, max_tokens: int, threads: int = 0,
-                 native_check: NativeCheck | None = None) -> None:
-        _route_native_logs()
-        threads = threads or physical_cores()
-        header = read_gguf(path)  # validates the file before llama.cpp sees it
-        if header.architecture != "bert":
-            raise ModelError(f"{path.name} is a {header.architecture} model, not a BERT-style encoder.")
-        check = native_check or NativeCheck.for_environment()
-        self.plan = check.choose(LoadPlan(path=str(path), kind=ModelKind.EMBEDDING, extra_bufts=True,
-                                          gpu_layers=0, context_length=max_tokens, threads=threads))
-        self._llm: Any = construct_embedding(path, max_tokens, threads, extra_bufts=self.plan.extra_bufts)
-        self.max_tokens = max_tokens
-        self.dimension = self._llm.n_embd()
-        self._lock = threading.Lock()
-
-    def tokens(self, text: str) -> list[int]:
-        """The word pieces the encoder reads, [CLS] and [SEP] included, cut to ``max_tokens``."""
-        with self._lock:
-            tokens: list[int] = self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=True,
-                                                   special=False)
-        if len(tokens) > self.max_tokens:
-            tokens = tokens[: self.max_tokens - 1] + tokens[-1:]
-        return tokens
-
-    def embed(self, text: str) -> np.ndarray:
-        """The mean of the last hidden states over the text's word pieces, a float32 array."""
-        tokens = self.tokens(text)
-        with self._lock:
-            llm: Any = self._llm  # the library's batch and context helpers are untyped
-            llm._batch.reset()
-            llm._ctx.kv_cache_clear()
-            llm._batch.add_sequence(tokens, 0, True)
-            llm._ctx.decode(llm._batch)
-            pointer = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
-            if not pointer:
-                raise ModelError("llama.cpp returned no embedding for the text.")
-            vector = np.ctypeslib.as_array(pointer, shape=(self.dimension,)).astype(np.float32)
-            llm._batch.reset()
-            llm._ctx.kv_cache_clear()
-        return vector
-
-    def close(self) -> None:
-        with self._lock:
-            self._llm.close()
-
-
 # --- the engine --------------------------------------------------------------------------------
 
 
@@ -298,7 +144,7 @@ class Engine:
     """Owns one llama.cpp model on its own thread. Safe to call from any thread."""
 
     def __init__(self, native_check: NativeCheck | None = None) -> None:
-        _route_native_logs()
+        route_native_logs()
         self._native_check = native_check or NativeCheck.for_environment()
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="haven-engine", daemon=True)
@@ -382,8 +228,9 @@ class Engine:
         free = [g.free_bytes for g in detect_hardware(gpu_infos()).gpus if g.free_bytes is not None]
         if not free:
             return GpuOffload.ALL  # unknown memory: try, and fall back to the CPU if loading fails
-        kv_bytes = 2 * header.block_count * n_ctx * max(header.arch_value("embedding_length"), 1) * 2
-        needed = path.stat().st_size + kv_bytes + 512 * 1024**2
+        # The same estimate as the model manager's fit label (grouped-query attention's smaller KV cache
+        # included), so "fits on the GPU" there means offload here.
+        needed = memory_needed(path.stat().st_size, ModelShape.from_gguf_metadata(header.metadata), n_ctx)
         return GpuOffload.ALL if needed <= max(free) else 0
 
     def _load(self, path: Path, header: GgufInfo, options: LoadOptions) -> ModelInfo:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.safety.datasets import Example, load_examples, split_of
+from assistant.safety.eval.datasets import Example, load_examples, split_of
 
 __all__ = ["SetFigures", "evaluate"]
 

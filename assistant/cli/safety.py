@@ -18,7 +18,7 @@ from assistant.safety.log import SafetyLog
 from assistant.safety.policy import SafetyPolicy, Stage, Verdict
 
 if TYPE_CHECKING:
-    from assistant.cli import Core
+    from assistant.core import Core
 
 __all__ = ["add_safety_commands", "output_verdict"]
 
@@ -50,6 +50,8 @@ def _lines(source: TextIO, name: str) -> Iterator[tuple[int, str]]:
 
 def cmd_check(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     policy = core.safety_policy()
+    for warning in core.take_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
@@ -78,9 +80,11 @@ def cmd_check(core: Core, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
-    from assistant.safety.evaluation import evaluate
+    from assistant.safety.eval.evaluation import evaluate
 
     policy = core.safety_policy()
+    for warning in core.take_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
 
     def prompt_check(text: str) -> tuple[bool, str | None]:
         verdict = guarded_input_check(policy, [], text)

@@ -84,9 +84,9 @@ Probe = Callable[[LoadPlan], None]
 
 def run_probe(plan: LoadPlan) -> None:
     """The real probe: load through the engine's code and decode (runs in the child)."""
-    from assistant import engine  # the child imports the engine only here: the parent already has it
+    from assistant.engine.loading import probe_load_and_decode  # imports this module: import it late
 
-    engine.probe_load_and_decode(plan)
+    probe_load_and_decode(plan)
 
 
 def _child(probe: Probe, plan: LoadPlan) -> None:
@@ -174,9 +174,9 @@ class NativeCheck:
     # -- memory ----------------------------------------------------------------------------------
 
     def _key(self, plan: LoadPlan) -> str:
-        from assistant import native_runtime  # the llama.cpp boundary; imported when a model is loaded
+        from assistant.engine.native import build_fingerprint
 
-        fingerprint = self._fingerprint() if self._fingerprint else native_runtime.build_fingerprint()
+        fingerprint = self._fingerprint() if self._fingerprint else build_fingerprint()
         path = Path(plan.path)
         stat = path.stat()
         identity = [fingerprint, str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns), plan.kind,

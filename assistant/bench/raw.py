@@ -21,7 +21,7 @@ from typing import Any
 import llama_cpp
 
 from assistant.engine import SamplingParams
-from assistant.native_runtime import load_backends, model_params
+from assistant.engine.native import load_backends, model_params
 
 __all__ = ["RawBaseline", "RawRun"]
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.chat import ChatMessage, Role, system_message  # noqa: E402
 from assistant.engine import Engine, LoadOptions, SamplingParams  # noqa: E402
-from assistant.models import find_starter_model  # noqa: E402
-from assistant.safety.datasets import load_examples  # noqa: E402
+from assistant.models.registry import find_starter_model  # noqa: E402
+from assistant.safety.eval.datasets import load_examples  # noqa: E402
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT  # noqa: E402
 
 

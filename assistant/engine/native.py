@@ -1,6 +1,8 @@
-"""llama.cpp's native side as the process sees it: which backends are loaded, which devices they offer,
-and the model parameters ``llama_cpp.Llama`` cannot be given. Part of the engine's boundary (it imports
-``llama_cpp``).
+"""llama.cpp's native side as the process sees it: its log, which backends are loaded, which devices they
+offer, and the model parameters ``llama_cpp.Llama`` cannot be given.
+
+Logs. llama.cpp has one process-wide log hook; :func:`route_native_logs` sends it to Python's logging
+(``assistant.llama_cpp``) instead of the terminal, and loads the backends, so every Llama is built after it.
 
 Backends. Haven's builds compile ggml with ``GGML_BACKEND_DL`` (scripts/llama_build.py): the CPU code
 (one library per x86-64 level in a release) and each GPU backend (Vulkan, CUDA) are separate libraries
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import io
 import logging
 import platform
 import threading
@@ -32,11 +35,12 @@ from llama_cpp import _ggml
 from assistant.hardware import GpuInfo
 
 __all__ = [
-    "Device", "RuntimeReport", "build_fingerprint", "devices", "gpu_infos", "load_backends", "model_params",
-    "runtime_report",
+    "Device", "RuntimeReport", "StderrToLog", "build_fingerprint", "devices", "gpu_infos", "load_backends",
+    "model_params", "route_native_logs", "runtime_report",
 ]
 
 log = logging.getLogger(__name__)
+native_log = logging.getLogger("assistant.llama_cpp")
 
 # enum ggml_backend_dev_type (ggml-backend.h)
 _DEVICE_KINDS = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel"}
@@ -207,3 +211,38 @@ def model_params(**fields: Any) -> Iterator[None]:
             yield
         finally:
             llama_cpp_lib.llama_model_default_params = original
+
+
+# --- native logging ----------------------------------------------------------------------------
+# llama.cpp has one process-wide log hook; the ctypes callback must stay referenced for as long as
+# the library may call it, hence a module-level holder (the one piece of module state here).
+# ggml_log_level in current ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continue the last line).
+_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_log_hook: list[Any] = []
+
+
+def route_native_logs() -> None:
+    if _log_hook:
+        return
+    last = [logging.DEBUG]
+
+    def forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        lvl = last[0] if level == 5 else _LEVELS.get(level, logging.DEBUG)
+        last[0] = lvl
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message and native_log.isEnabledFor(lvl):
+            native_log.log(lvl, "%s", message)
+
+    callback = llama_cpp.llama_log_callback(forward)
+    _log_hook.append(callback)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    load_backends()  # before any Llama(): llama_backend_init would otherwise search the wrong folders
+
+
+class StderrToLog(io.TextIOBase):
+    """llama-cpp-python prints load-time chatter with print(file=sys.stderr); send it to the log."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            native_log.debug("%s", text.rstrip())
+        return len(text)

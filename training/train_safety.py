@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.safety.classifier import WIDTH, ClassifierScore, ConvHead, TextClassifier, conv_inputs, load_classifier  # noqa: E402  # noqa: E402
-from assistant.safety.datasets import QUESTIONS, Example, load_examples, split_of  # noqa: E402
 from assistant.safety.encoder import EncoderHead, SafetyEncoder, load_encoder  # noqa: E402
+from assistant.safety.eval.datasets import QUESTIONS, Example, load_examples, split_of  # noqa: E402
 from assistant.safety.features import featurize, sentences, windows  # noqa: E402
 from assistant.safety.policy import Stage, Verdict  # noqa: E402
 from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402

@@ -10,7 +10,7 @@ then tokenize each raw piece), except that the split is applied to the template'
 
 Formats:
 * ``jinja``: the GGUF's ``tokenizer.chat_template``, rendered in Jinja's immutable sandbox, bounded in time
-  and size by :mod:`assistant.template_limits`.
+  and size by :mod:`assistant.engine.template_limits`.
 * ``llama-2``: Meta's reference Llama 2 chat format, written out exactly as Meta's ``generation.py``
   builds it (``[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} `` with BOS/EOS tokens).
 * ``chatml``: the fallback for a model without a template.
@@ -29,8 +29,13 @@ from typing import Any, NoReturn
 from jinja2 import Template, TemplateError
 
 from assistant.chat import ChatMessage, Role
+from assistant.engine.template_limits import (
+    MAX_RENDER_SECONDS,
+    MAX_TEMPLATE_CHARS,
+    LimitedEnvironment,
+    TemplateLimitError,
+)
 from assistant.errors import ModelError
-from assistant.template_limits import MAX_RENDER_SECONDS, MAX_TEMPLATE_CHARS, LimitedEnvironment, TemplateLimitError
 
 __all__ = ["ChatFormatter", "Fragment", "detect_format"]
 

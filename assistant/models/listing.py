@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.catalog import Catalog, CatalogEntry, recommend
 from assistant.errors import HavenError
-from assistant.gguf import read_gguf
-from assistant.hardware import Fit, HardwareInfo, ModelShape, fit_for, memory_needed
-from assistant.models import InstalledModel, ModelRegistry
+from assistant.hardware import HardwareInfo
+from assistant.models.catalog import Catalog, CatalogEntry, recommend
+from assistant.models.fit import Fit, ModelShape, fit_for, memory_needed
+from assistant.models.gguf import read_gguf
+from assistant.models.registry import InstalledModel, ModelRegistry
 
 __all__ = ["ModelRow", "model_rows"]
 

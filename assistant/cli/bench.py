@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from assistant.bench import BenchOptions, BenchReport, run_bench
+from assistant.bench.harness import BenchOptions, BenchReport, run_bench
 from assistant.errors import UsageError
 
 if TYPE_CHECKING:
-    from assistant.cli import Core
+    from assistant.core import Core
 
 __all__ = ["add_bench_command"]
 

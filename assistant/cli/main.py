@@ -13,75 +13,26 @@ import multiprocessing
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from assistant import __version__
 from assistant.app_logging import configure_logging
-from assistant.cli_bench import add_bench_command
-from assistant.cli_models import add_model_commands
-from assistant.cli_safety import add_safety_commands
-from assistant.engine import Engine, LoadOptions, SamplingParams
+from assistant.cli.bench import add_bench_command
+from assistant.cli.models import add_model_commands
+from assistant.cli.safety import add_safety_commands
+from assistant.core import Core
+from assistant.engine import Engine, SamplingParams
 from assistant.errors import HavenError, UsageError
 from assistant.export import conversations_to_markdown, export_json
-from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
-from assistant.safety import SafetyPolicy
-from assistant.safety.factory import build_policy
 from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
-from assistant.settings import Settings, load_settings
-from assistant.store import Store
 
 __all__ = ["configure_logging", "main"]
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BLOCKED, EXIT_CANCELLED = 0, 1, 2, 3, 130
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Core:
-    """The objects one command needs, built from the environment."""
-
-    paths: AppPaths
-    settings: Settings
-    store: Store
-    registry: ModelRegistry
-
-    @classmethod
-    def open(cls, err: TextIO) -> Core:
-        paths = AppPaths.from_environment().ensure()
-        loaded = load_settings(paths.settings_file)
-        for warning in loaded.warnings:
-            print(f"warning: {warning}", file=err)
-        return cls(paths, loaded.settings, Store(paths.database_file), ModelRegistry(paths))
-
-    def close(self) -> None:
-        self.store.close()
-
-    def safety_policy(self) -> SafetyPolicy:
-        warnings: list[str] = []
-        policy = build_policy(self.paths, self.settings, self.registry, warnings)
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        return policy
-
-    def load_options(self, chat_format: str | None = None) -> LoadOptions:
-        s = self.settings
-        return LoadOptions(context_length=s.context_length, threads=s.threads, gpu_layers=s.gpu_layers,
-                           chat_format=chat_format)
-
-    def sampling(self, args: argparse.Namespace) -> SamplingParams:
-        s = self.settings
-        return SamplingParams(
-            temperature=s.temperature if args.temperature is None else args.temperature,
-            top_p=s.top_p, top_k=s.top_k, min_p=s.min_p, repeat_penalty=s.repeat_penalty,
-            max_tokens=s.max_tokens if args.max_tokens is None else args.max_tokens, seed=args.seed,
-        )
 
 
 # --- chat --------------------------------------------------------------------------------------
@@ -98,13 +49,20 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
 
 
 def _open_session(core: Core, model_id: str) -> ChatSession:
-    model = core.registry.get(model_id)
-    engine = Engine()
-    info = engine.load(model.path, core.load_options(model.chat_format))
+    session, info = core.open_session(model_id, Engine())
     if info.runtime_notice and info.runtime_checked_now:  # said once, when the self-test found it
         print(f"note: {info.runtime_notice}", file=sys.stderr)
-    return ChatSession(engine, core.store, core.safety_policy(), model_id=model_id,
-                       user_instructions=core.settings.user_instructions)
+    _say_warnings(core)
+    return session
+
+
+def _sampling(core: Core, args: argparse.Namespace) -> SamplingParams:
+    return core.sampling(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+
+
+def _say_warnings(core: Core) -> None:
+    for warning in core.take_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _run_turn(session: ChatSession, prompt: str, conversation: str | None, args: argparse.Namespace,
@@ -148,7 +106,7 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     session = _open_session(core, _pick_model(core, args))
     session.prefill_next_turn = False  # one turn, then the process exits
     try:
-        result = _run_turn(session, prompt, args.conversation, args, core.sampling(args), out)
+        result = _run_turn(session, prompt, args.conversation, args, _sampling(core, args), out)
     finally:
         session.engine.close()
     return EXIT_BLOCKED if result.blocked else EXIT_OK
@@ -177,7 +135,7 @@ def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
                 continue
             out.write("haven> ")
             try:
-                result = _run_turn(session, line, conversation, args, core.sampling(args), out)
+                result = _run_turn(session, line, conversation, args, _sampling(core, args), out)
                 conversation = result.conversation_id
             except KeyboardInterrupt:
                 out.write("\n[stopped]\n")
@@ -280,7 +238,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # The frozen haven-cli is also the llama.cpp self-test's child process (assistant.native_check).
+    # The frozen haven-cli is also the llama.cpp self-test's child process (assistant.engine.selftest).
     multiprocessing.freeze_support()
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
@@ -289,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _validate(args)
         paths = AppPaths.from_environment()
         configure_logging(paths, debug)
-        core = Core.open(sys.stderr)
+        core = Core.open()
+        _say_warnings(core)
         code: int = args.handler(core, args, sys.stdout)
         return code
     except UsageError as exc:

@@ -11,17 +11,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from assistant.catalog import load_catalog
-from assistant.credentials import TokenStore
-from assistant.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
 from assistant.errors import ModelError, UsageError
 from assistant.hardware import detect_hardware
-from assistant.model_listing import model_rows
-from assistant.models import STARTER_MODEL_ID, sanitize_id
+from assistant.models.catalog import load_catalog
+from assistant.models.credentials import TokenStore
+from assistant.models.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
+from assistant.models.listing import model_rows
+from assistant.models.registry import STARTER_MODEL_ID, sanitize_id
 from assistant.settings import save_settings
 
 if TYPE_CHECKING:
-    from assistant.cli import Core
+    from assistant.core import Core
 
 __all__ = ["add_model_commands"]
 
@@ -36,7 +36,7 @@ def _gib(count: int) -> str:
 
 def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     from assistant.engine import gpu_offload_supported  # loads llama.cpp: only when listing
-    from assistant.native_runtime import gpu_infos
+    from assistant.engine.native import gpu_infos
 
     hardware = detect_hardware(gpu_infos())  # the GPUs llama.cpp can use, with their own memory
     offload = gpu_offload_supported() and core.settings.gpu_layers != 0

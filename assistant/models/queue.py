@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from assistant.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
 from assistant.errors import HavenError
+from assistant.models.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
 
 __all__ = ["DownloadQueue", "JobSnapshot"]
 
