@@ -7,21 +7,17 @@ A single out-of-range value is clamped and reported the same way, keeping the re
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
+from assistant.files import keep_corrupt_copy, write_atomically
 
 __all__ = ["GpuOffload", "LoadedSettings", "Settings", "Theme", "load_settings", "save_settings"]
 
@@ -177,12 +173,8 @@ def load_settings(path: Path) -> LoadedSettings:
 
 
 def _replace_broken(path: Path, reason: str) -> LoadedSettings:
-    backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        shutil.copy2(path, backup)
-        kept = f" A copy of the old file is at {backup}."
-    except OSError:
-        kept = ""
+    backup = keep_corrupt_copy(path)
+    kept = f" A copy of the old file is at {backup}." if backup else ""
     defaults = Settings()
     try:
         save_settings(path, defaults)
@@ -197,18 +189,7 @@ def save_settings(path: Path, settings: Settings) -> None:
     """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over the old one."""
     payload = json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
+        write_atomically(path, payload)
     except OSError as exc:
         raise ConfigError(
             f"Haven could not save your settings to {path} ({exc.strerror or exc}). "

@@ -185,7 +185,7 @@ def test(args: list[str]) -> int:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     checks = [
         [venv_bin("lint-imports")],
-        [venv_bin("ruff"), "check", "assistant", "tests", "scripts"],
+        [venv_bin("ruff"), "check", "assistant", "ui", "tests", "scripts", "training"],
         [venv_bin("mypy")],
     ]
     for check in checks:

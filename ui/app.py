@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -241,6 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # In the frozen app, the llama.cpp self-test's child process (assistant.engine.selftest) starts as this
     # same executable: freeze_support runs the child's work and exits before any window exists.
     multiprocessing.freeze_support()
+    arguments = list(argv or sys.argv)
+    if "--bench-probe" in arguments:  # haven-cli bench times the real app: `haven --bench-probe TOKENS FILE`
+        from ui import bench_probe
+
+        at = arguments.index("--bench-probe")
+        return bench_probe.main(int(arguments[at + 1]), Path(arguments[at + 2]))
     configure_logging(AppPaths.from_environment(), debug="--debug" in (argv or sys.argv))
     app = QApplication(list(argv or sys.argv))
     app.setApplicationName("Haven")

@@ -1,11 +1,12 @@
-"""``python -m ui.bench_probe``: the desktop app timed from the inside, for ``haven-cli bench``.
+"""``haven --bench-probe TOKENS FILE``: the desktop app timed from the inside, for ``haven-cli bench``.
 
 The probe starts the real app (:class:`ui.app.HavenApp`, exactly as ``haven`` does), notes when the
 window is first exposed, waits for the model, sends one message through the window, notes when the first
 text reaches the chat view, and watches the main thread with a heartbeat timer while the reply streams.
-Then it quits and prints one JSON line. ``haven-cli bench`` runs it in a fresh process, so start-up is
-measured from process start (the parent passes its spawn time in ``HAVEN_BENCH_T0``), and peak memory
-is this process's own.
+Then it quits and writes one JSON object to FILE (a file, not stdout: the frozen ``haven`` on Windows is a
+GUI program without one). ``haven-cli bench`` runs it as an option of the ``haven`` executable in a fresh
+process, exactly the program people start, so start-up is measured from process start (the parent passes
+its spawn time in ``HAVEN_BENCH_T0``), and peak memory is this process's own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -168,14 +170,10 @@ class Probe(QObject):
         return self.figures
 
 
-def main() -> int:
+def main(max_tokens: int, out: Path) -> int:
+    """Run by ``ui.app.main`` for ``haven --bench-probe TOKENS FILE``."""
     spawned_at = float(os.environ.get(SPAWN_TIME_VARIABLE) or time.time())
-    max_tokens = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     figures = Probe(spawned_at, max_tokens).run()
-    print(json.dumps(figures), flush=True)
+    out.write_text(json.dumps(figures), encoding="utf-8")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -330,9 +331,11 @@ def _ui_probes(scratch: Path, registry: ModelRegistry, options: BenchOptions, mo
 
 def _ui_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_path: Path,
               progress: Progress) -> dict[str, Any]:
-    """Run :mod:`ui.bench_probe` in a fresh process on the same model; its JSON line, or an error."""
-    if getattr(sys, "frozen", False):
-        return {"error": "the desktop-app probe runs from a source install, not from the frozen bundle"}
+    """Run the desktop app's probe (``haven --bench-probe``, :mod:`ui.bench_probe`) in a fresh process on the
+    same model; its figures, or an error."""
+    haven = _haven_executable()
+    if haven is None:
+        return {"error": "the desktop app (the `haven` program) is not installed beside haven-cli"}
     progress("desktop app: start-up, first text, memory, UI stalls")
     probe_paths = AppPaths.from_environment({"HAVEN_HOME": str(home)}).ensure()
     if options.model not in (None, STARTER_MODEL_ID):  # the app opens on its default model: make it this one
@@ -341,12 +344,23 @@ def _ui_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_
         save_settings(probe_paths.settings_file, Settings().replace(default_model=imported.id))
     env = {**os.environ, "HAVEN_HOME": str(home), "QT_QPA_PLATFORM": "offscreen",
            "HAVEN_BENCH_T0": repr(time.time())}
+    out = home / "bench-probe.json"
     try:
-        done = subprocess.run([sys.executable, "-m", "ui.bench_probe", str(options.reply_tokens * 2)], env=env,
+        done = subprocess.run([str(haven), "--bench-probe", str(options.reply_tokens * 2), str(out)], env=env,
                               capture_output=True, text=True, timeout=UI_PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": f"the desktop-app probe did not finish ({exc})"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+    if done.returncode != 0 or not out.is_file():
         return {"error": f"the desktop-app probe failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
-    return cast(dict[str, Any], json.loads(lines[-1]))
+    return cast(dict[str, Any], json.loads(out.read_text(encoding="utf-8")))
+
+
+def _haven_executable() -> Path | None:
+    """The desktop app's program beside this one: the frozen bundle's ``haven`` next to ``haven-cli``, or the
+    ``haven`` entry point in the same environment's scripts folder."""
+    folder = Path(sys.executable).parent
+    for name in ("haven", "haven.exe"):
+        if (folder / name).is_file():
+            return folder / name
+    found = shutil.which("haven")
+    return Path(found) if found else None

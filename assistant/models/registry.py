@@ -14,11 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from assistant.errors import ModelError, ModelNotFoundError
+from assistant.files import keep_corrupt_copy, write_atomically
 from assistant.models.gguf import read_gguf
 from assistant.paths import AppPaths, packaged_file, resource_path
 
@@ -163,27 +160,14 @@ class ModelRegistry:
         try:
             self._read_manifest()
         except ValueError:
-            backup = self.manifest_file.with_name(f"installed.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            with contextlib.suppress(OSError):
-                shutil.copy2(self.manifest_file, backup)
+            backup = keep_corrupt_copy(self.manifest_file)
+            if backup is not None:
                 log.warning("installed.json could not be read; it was kept as %s", backup)
 
     def _write(self, records: dict[str, ModelRecord]) -> None:
         self._keep_unreadable_manifest()
         payload = json.dumps({"schema_version": 1, "models": {k: asdict(v) for k, v in records.items()}}, indent=2)
-        folder = self.manifest_file.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".installed-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.manifest_file)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(self.manifest_file, payload)
 
     def record(self, model_id: str, record: ModelRecord) -> None:
         with self.locked():
