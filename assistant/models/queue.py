@@ -144,7 +144,10 @@ class DownloadQueue:
             def progress(p: DownloadProgress, job_id: int = job.id) -> None:
                 with self._lock:
                     current = self._jobs[job_id]
-                    self._set(replace(current, state=p.state, downloaded=p.downloaded, total=p.total,
+                    # A cancelled job stops as a pause (its partial file kept) and becomes CANCELLED once this
+                    # thread has discarded the file: never show it paused in between, or a waiter sees that.
+                    state = current.state if p.state is DownloadState.PAUSED and job_id in self._discard else p.state
+                    self._set(replace(current, state=state, downloaded=p.downloaded, total=p.total,
                                       bytes_per_second=p.bytes_per_second, seconds_left=p.seconds_left,
                                       message=p.message or current.message))
 
