@@ -1,4 +1,9 @@
-"""Chat messages, and the prompt assembly rules: what goes into the model's context, in which order.
+"""Chat messages and how a turn ended, and the prompt assembly rules: what goes into the model's context,
+in which order.
+
+:class:`Role` and :class:`StopReason` are the closed sets a stored message carries; the engine, the
+session and the store all use them from here, so none of them needs another's imports (the store never
+loads llama.cpp).
 
 Order: the built-in safety system prompt, then the user's own instructions (both in the one system
 message, the safety prompt always first), then as much history as fits, then the newest user turn.
@@ -15,13 +20,24 @@ from enum import StrEnum
 
 from assistant.errors import ContextOverflowError
 
-__all__ = ["ChatMessage", "ContextPlan", "Role", "plan_context", "system_message"]
+__all__ = ["ChatMessage", "ContextPlan", "Role", "StopReason", "plan_context", "system_message"]
 
 
 class Role(StrEnum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+
+
+class StopReason(StrEnum):
+    """How a reply ended. The values are stored in the ``messages.stop_reason`` column: never change one."""
+
+    END = "end"                  # the model finished its answer
+    LENGTH = "length"            # max_tokens or the context was reached
+    CANCELLED = "cancelled"      # the user pressed Stop (or Ctrl+C)
+    BLOCKED = "blocked"          # the safety system stopped the turn; the reply is its notice
+    ERROR = "error"              # the engine or the caller failed mid-reply; what was shown is kept
+    INTERRUPTED = "interrupted"  # still being written, or the process died before the turn ended
 
 
 @dataclass(frozen=True, slots=True)

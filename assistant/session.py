@@ -5,6 +5,13 @@ assemble the prompt (safety prompt, the user's instructions, history that fits, 
 from the engine through the output guard, releasing only what it passes; save the visible text as it
 grows; finish with the guard's whole-reply check and the final row. Stop and crashes leave the reply
 stored and marked incomplete.
+
+The session also owns the chat operations that change a conversation's history: regenerate and edit
+both start with :meth:`ChatSession.rewind_to_last_user`.
+
+It runs against :class:`ChatEngine`, the four members of an engine it uses; :class:`assistant.engine.Engine`
+is the real one, and anything with the same members (a test double, a benchmark's timing wrapper) can
+stand in for it.
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from assistant.chat import ChatMessage, Role, plan_context, system_message
-from assistant.engine import Engine, GenerationStats, SamplingParams, StopReason
+from assistant.chat import ChatMessage, Role, StopReason, plan_context, system_message
+from assistant.engine import GenerationStats, ModelInfo, SamplingParams
 from assistant.errors import HavenError, ModelError
 from assistant.safety import (
     SafetyPolicy,
@@ -27,7 +35,7 @@ from assistant.safety import (
 )
 from assistant.store import Conversation, ReplyUpdate, Store, StoredMessage, visible_history
 
-__all__ = ["ChatSession", "TextReleased", "TurnEvent", "TurnResult", "TurnStarted"]
+__all__ = ["ChatEngine", "ChatSession", "TextReleased", "TurnEvent", "TurnResult", "TurnStarted"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,7 @@ class TextReleased:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TurnResult:
     conversation_id: str
     reply: str                    # the visible reply, or the notice when blocked
@@ -58,7 +66,7 @@ class TurnResult:
     completion_tokens: int
     ttft_ms: float
     tokens_per_second: float
-    stop_reason: str              # end, length, cancelled, blocked
+    stop_reason: StopReason       # END, LENGTH, CANCELLED or BLOCKED
     complete: bool
     reply_message_id: int
     dropped_history: int = 0        # history messages left out to fit the context
@@ -81,10 +89,30 @@ def _as_chat(messages: list[StoredMessage]) -> list[ChatMessage]:
     return [ChatMessage(Role(m.role), m.content) for m in visible_history(messages)]
 
 
+class ChatEngine(Protocol):
+    """What a :class:`ChatSession` needs from an engine: exactly the members it uses, no more."""
+
+    @property
+    def model(self) -> ModelInfo | None:
+        """The loaded model, or None when none is loaded."""
+        ...
+
+    def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int: ...
+
+    def generate(self, messages: Sequence[ChatMessage], params: SamplingParams,
+                 cancel: threading.Event | None = None) -> Generator[str | GenerationStats, None, None]:
+        """Stream text pieces, then one :class:`GenerationStats`; setting ``cancel`` stops within a token."""
+        ...
+
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Evaluate a finished exchange into the KV cache, without waiting (an optimisation only)."""
+        ...
+
+
 class ChatSession:
     """Runs turns against a loaded engine. ``model_id`` names the loaded model in the store."""
 
-    def __init__(self, engine: Engine, store: Store, policy: SafetyPolicy, *, model_id: str,
+    def __init__(self, engine: ChatEngine, store: Store, policy: SafetyPolicy, *, model_id: str,
                  sampling: SamplingParams = SamplingParams(), user_instructions: str = "") -> None:
         self.engine = engine
         self.store = store
@@ -141,6 +169,17 @@ class ChatSession:
         yield from self._generate(conversation_id, plan.messages, params, cancel, started, plan.dropped,
                                   history, text)
 
+    def rewind_to_last_user(self, conversation_id: str) -> str | None:
+        """Remove the conversation's last user message and everything after it (its reply, or the notice
+        that stood in for one); return that message's text, to send again as it was (regenerate) or after
+        an edit. None, and nothing removed, when the conversation has no user message."""
+        messages = self.store.messages(conversation_id)
+        last = next((m for m in reversed(messages) if m.role == Role.USER), None)
+        if last is None:
+            return None
+        self.store.delete_messages_from(conversation_id, last.id)
+        return last.content
+
     def _conversation_for_turn(self, existing: Conversation | None, instructions: str) -> str:
         if existing is None:
             return self.store.create_conversation(self.model_id, instructions=instructions).id
@@ -154,8 +193,10 @@ class ChatSession:
         reply_id = self.store.add_notice(conversation_id, verdict.notice, stage=verdict.stage.value,
                                          category=verdict.category)
         return TurnResult(
-            conversation_id, verdict.notice, True, verdict.stage.value, verdict.category, self.model_id,
-            0, 0, (time.perf_counter() - started) * 1000.0, 0.0, "blocked", True, reply_id,
+            conversation_id=conversation_id, reply=verdict.notice, blocked=True, stage=verdict.stage.value,
+            category=verdict.category, model=self.model_id, prompt_tokens=0, completion_tokens=0,
+            ttft_ms=(time.perf_counter() - started) * 1000.0, tokens_per_second=0.0,
+            stop_reason=StopReason.BLOCKED, complete=True, reply_message_id=reply_id,
         )
 
     def _generate(
@@ -188,9 +229,9 @@ class ChatSession:
                     last_save = time.monotonic()
         except BaseException as exc:
             # Ctrl+C, an engine failure or a crash of the caller: keep what was shown, marked incomplete.
-            reason = "cancelled" if isinstance(exc, KeyboardInterrupt | GeneratorExit) else "error"
+            reason = StopReason.CANCELLED if isinstance(exc, KeyboardInterrupt | GeneratorExit) else StopReason.ERROR
             cancel.set()
-            self.store.finish_reply(reply_id, ReplyUpdate("".join(shown), False, reason))
+            self.store.finish_reply(reply_id, ReplyUpdate(content="".join(shown), complete=False, stop_reason=reason))
             raise
         finally:
             stream.close()
@@ -216,15 +257,22 @@ class ChatSession:
         tps = stats.tokens_per_second if stats else 0.0
         if block is not None:
             # The blocked span is never stored: the reply becomes the notice.
-            update = ReplyUpdate(block.notice, True, "blocked", prompt_tokens, completion, ttft_ms, tps,
-                                 True, Stage.OUTPUT.value, block.category)
+            update = ReplyUpdate(
+                content=block.notice, complete=True, stop_reason=StopReason.BLOCKED, prompt_tokens=prompt_tokens,
+                completion_tokens=completion, ttft_ms=ttft_ms, tokens_per_second=tps, blocked=True,
+                stage=Stage.OUTPUT.value, category=block.category,
+            )
         else:
-            reason = stats.stop_reason.value if stats else StopReason.CANCELLED.value
-            complete = reason in (StopReason.END.value, StopReason.LENGTH.value)
-            update = ReplyUpdate(visible, complete, reason, prompt_tokens, completion, ttft_ms, tps)
+            reason = stats.stop_reason if stats else StopReason.CANCELLED
+            update = ReplyUpdate(
+                content=visible, complete=reason in (StopReason.END, StopReason.LENGTH), stop_reason=reason,
+                prompt_tokens=prompt_tokens, completion_tokens=completion, ttft_ms=ttft_ms, tokens_per_second=tps,
+            )
         self.store.finish_reply(reply_id, update)
         return TurnResult(
-            conversation_id, update.content, block is not None, update.stage, update.category, self.model_id,
-            prompt_tokens, completion, ttft_ms, tps, update.stop_reason, update.complete, reply_id, dropped,
-            stats.reused_prompt_tokens if stats else 0,
+            conversation_id=conversation_id, reply=update.content, blocked=block is not None, stage=update.stage,
+            category=update.category, model=self.model_id, prompt_tokens=prompt_tokens,
+            completion_tokens=completion, ttft_ms=ttft_ms, tokens_per_second=tps, stop_reason=update.stop_reason,
+            complete=update.complete, reply_message_id=reply_id, dropped_history=dropped,
+            reused_prompt_tokens=stats.reused_prompt_tokens if stats else 0,
         )

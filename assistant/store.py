@@ -2,11 +2,14 @@
 
 Every message is written the moment it is final. A reply is created as soon as generation starts
 (``complete = 0``), its text is saved as it grows, and it is marked complete only when the turn ends
-normally, so a reply cut short by Stop or by a crash is kept and shows as incomplete.
+normally, so a reply cut short by Stop or by a crash is kept and shows as incomplete. The
+``stop_reason`` column holds :class:`~assistant.chat.StopReason` values; a reply still being written (or
+left so by a crash) reads ``interrupted``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import uuid
@@ -16,9 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from assistant.chat import StopReason
 from assistant.errors import ConversationNotFoundError, StoreError
 
 __all__ = ["Conversation", "ConversationSummary", "ReplyUpdate", "Store", "StoredMessage"]
+
+log = logging.getLogger(__name__)
 
 # Append only: never edit or reorder a step that has shipped; add a new one.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -63,7 +69,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Conversation:
     id: str
     title: str
@@ -73,7 +79,7 @@ class Conversation:
     updated: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConversationSummary:
     id: str
     title: str
@@ -83,7 +89,7 @@ class ConversationSummary:
     messages: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredMessage:
     id: int
     conversation_id: str
@@ -92,7 +98,7 @@ class StoredMessage:
     created: str
     model: str | None
     complete: bool
-    stop_reason: str | None
+    stop_reason: StopReason | None  # None for the user's messages
     prompt_tokens: int | None
     completion_tokens: int | None
     blocked: bool
@@ -100,13 +106,13 @@ class StoredMessage:
     category: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplyUpdate:
     """The final state of a reply, written when its turn ends."""
 
     content: str
     complete: bool
-    stop_reason: str
+    stop_reason: StopReason
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     ttft_ms: float | None = None
@@ -188,7 +194,8 @@ class Store:
 
     def create_conversation(self, model: str, title: str = "", instructions: str = "") -> Conversation:
         stamp = now_iso()
-        conversation = Conversation(uuid.uuid4().hex[:12], title, model, instructions, stamp, stamp)
+        conversation = Conversation(id=uuid.uuid4().hex[:12], title=title, model=model, instructions=instructions,
+                                    created=stamp, updated=stamp)
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO conversations (id, title, model, instructions, created, updated)"
@@ -214,7 +221,8 @@ class Store:
                 " FROM conversations c ORDER BY c.updated DESC, c.id"
             ).fetchall()
         return [
-            ConversationSummary(r["id"], r["title"], r["model"], r["created"], r["updated"], r["messages"])
+            ConversationSummary(id=r["id"], title=r["title"], model=r["model"], created=r["created"],
+                                updated=r["updated"], messages=r["messages"])
             for r in rows
         ]
 
@@ -289,8 +297,8 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, created, model, complete, stop_reason)"
-                " VALUES (?, 'assistant', '', ?, ?, 0, 'interrupted')",
-                (conversation_id, stamp, model),
+                " VALUES (?, 'assistant', '', ?, ?, 0, ?)",
+                (conversation_id, stamp, model, StopReason.INTERRUPTED.value),
             )
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (stamp, conversation_id))
         return int(cursor.lastrowid or 0)
@@ -307,7 +315,7 @@ class Store:
                 " completion_tokens = ?, ttft_ms = ?, tokens_per_second = ?, blocked = ?, stage = ?,"
                 " category = ? WHERE id = ?",
                 (
-                    update.content, int(update.complete), update.stop_reason, update.prompt_tokens,
+                    update.content, int(update.complete), update.stop_reason.value, update.prompt_tokens,
                     update.completion_tokens, update.ttft_ms, update.tokens_per_second,
                     int(update.blocked), update.stage, update.category, message_id,
                 ),
@@ -318,8 +326,8 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, created, complete, stop_reason,"
-                " blocked, stage, category) VALUES (?, 'assistant', ?, ?, 1, 'blocked', 1, ?, ?)",
-                (conversation_id, content, now_iso(), stage, category),
+                " blocked, stage, category) VALUES (?, 'assistant', ?, ?, 1, ?, 1, ?, ?)",
+                (conversation_id, content, now_iso(), StopReason.BLOCKED.value, stage, category),
             )
         return int(cursor.lastrowid or 0)
 
@@ -332,10 +340,22 @@ def _message_from_row(row: sqlite3.Row) -> StoredMessage:
     return StoredMessage(
         id=row["id"], conversation_id=row["conversation_id"], role=row["role"], content=row["content"],
         created=row["created"], model=row["model"], complete=bool(row["complete"]),
-        stop_reason=row["stop_reason"], prompt_tokens=row["prompt_tokens"],
+        stop_reason=_stop_reason(row["stop_reason"]), prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"], blocked=bool(row["blocked"]), stage=row["stage"],
         category=row["category"],
     )
+
+
+def _stop_reason(stored: str | None) -> StopReason | None:
+    """The column's value as the enum. A value this version does not know (written by a newer Haven) reads
+    as None rather than making the whole conversation unreadable."""
+    if stored is None:
+        return None
+    try:
+        return StopReason(stored)
+    except ValueError:
+        log.warning("unknown stop reason %r in the conversation database", stored)
+        return None
 
 
 def visible_history(messages: Sequence[StoredMessage]) -> list[StoredMessage]:

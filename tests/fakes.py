@@ -1,4 +1,8 @@
-"""Test doubles that are real implementations of Haven's interfaces, not mocks."""
+"""Test doubles that are real implementations of Haven's interfaces, not mocks.
+
+mypy checks this module (``[tool.mypy] files``): the block at the end proves each double implements the
+Protocol it stands in for, so a change to an interface fails the type check here, not in a test run.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,27 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assistant.chat import ChatMessage
-from assistant.engine import GenerationStats, ModelInfo, SamplingParams, StopReason
-from assistant.safety import SAFETY_SYSTEM_PROMPT, GuardStep, OutputGuard, Stage, Verdict
+from assistant.chat import ChatMessage, StopReason
+from assistant.engine import GenerationStats, ModelInfo, SamplingParams
+from assistant.safety import SAFETY_SYSTEM_PROMPT, GuardStep, OutputGuard, SafetyPolicy, Stage, Verdict
+from assistant.session import ChatEngine
 
 
 class FakeEngine:
-    """Streams scripted pieces; records every prompt and how far generation ran."""
+    """A :class:`ChatEngine` that streams scripted pieces; records every prompt and how far generation ran."""
 
     def __init__(self, pieces: Sequence[str] = ("Hello", " there", "."), context_length: int = 4096) -> None:
         self.pieces = list(pieces)
         self.prompts: list[list[ChatMessage]] = []
         self.produced = 0
         self.prefilled: list[ChatMessage] = []
-        self.model = ModelInfo(Path("fake.gguf"), "fake", "fake", 0, context_length, context_length, 1, 0, 1,
-                               "chatml", False)
+        self.model = ModelInfo(
+            path=Path("fake.gguf"), name="fake", architecture="fake", size_bytes=0, context_length=context_length,
+            trained_context_length=context_length, layer_count=1, gpu_layers=0, threads=1, chat_format="chatml",
+            gpu_offload_supported=False,
+        )
 
     def enqueue(self, *pieces: str) -> None:
         self.pieces = list(pieces)
@@ -44,8 +53,11 @@ class FakeEngine:
                 break
             self.produced += 1
             yield piece
-        yield GenerationStats(self.count_chat_tokens(messages), 0, self.produced, 1.0, 1.0, 100.0, started,
-                              started if self.produced else None, reason, 0)
+        yield GenerationStats(
+            prompt_tokens=self.count_chat_tokens(messages), reused_prompt_tokens=0, completion_tokens=self.produced,
+            prompt_eval_ms=1.0, decode_ms=1.0, tokens_per_second=100.0, started_at=started,
+            first_token_at=started if self.produced else None, stop_reason=reason, seed=0,
+        )
 
 
 class WordPolicy:
@@ -87,3 +99,9 @@ class _WordGuard:
         if self.policy.final_word and self.policy.final_word in self.seen:
             return GuardStep("", Verdict(False, Stage.OUTPUT, "S10", "Blocked: hate (S10)."))
         return GuardStep()
+
+
+if TYPE_CHECKING:  # checked by mypy, never run: each double is the interface it stands in for
+    _engine: ChatEngine = FakeEngine()
+    _policy: SafetyPolicy = WordPolicy()
+    _guard: OutputGuard = _WordGuard(WordPolicy())

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from assistant.export import conversations_to_markdown, export_json
 from assistant.session import ChatSession, TurnResult
-from assistant.store import Store, StoredMessage
+from assistant.store import Store
 from ui.chat_view import ChatView, ViewMessage
 from ui.conversation_list import ConversationList
 from ui.errors import show_error
@@ -268,19 +268,18 @@ class MainWindow(QMainWindow):
 
     # -- editing the conversation -------------------------------------------------------------
 
-    def _last_user(self) -> StoredMessage | None:
-        if self.conversation_id is None:
-            return None
-        return next((m for m in reversed(self.store.messages(self.conversation_id)) if m.role == "user"), None)
-
     def _rewind(self) -> str | None:
-        """Remove the last user message and its reply; return the message's text."""
-        last = self._last_user()
-        if last is None or self.turn is not None or self.conversation_id is None:
+        """Have the session remove the last user message and its reply; return the message's text."""
+        if self.turn is not None or self.conversation_id is None:
             return None
-        self.store.delete_messages_from(self.conversation_id, last.id)
-        self.open_conversation(self.conversation_id)
-        return last.content
+        if self.session is None:
+            self.statusBar().showMessage("Regenerate and edit need a model: wait for it to load, or choose one.",
+                                         5000)
+            return None
+        text = self.session.rewind_to_last_user(self.conversation_id)
+        if text is not None:
+            self.open_conversation(self.conversation_id)
+        return text
 
     def regenerate(self) -> None:
         text = self._rewind()

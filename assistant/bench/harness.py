@@ -272,7 +272,7 @@ def _long_reply(engine: Engine, store: Store, policy: TimedPolicy, label: str, s
                 options: BenchOptions, details: dict[str, Any]) -> float:
     """Speed near the 1,000th piece over speed near the 50th, in one full Haven turn."""
     clock = TokenClock(engine)
-    session = ChatSession(cast(Engine, clock), store, policy, model_id=label)
+    session = ChatSession(clock, store, policy, model_id=label)
     params = dataclasses.replace(sampling, max_tokens=options.long_tokens + 50, ignore_eos=True)
     result, sent, ended = _timed_turn(session, LONG_PROMPT, sampling=params)
     details["_turn_ms"].append((ended - sent) * 1000.0)

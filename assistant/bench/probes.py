@@ -14,10 +14,9 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from assistant.chat import ChatMessage
-from assistant.engine import Engine, GenerationStats, SamplingParams
+from assistant.engine import Engine, GenerationStats, ModelInfo, SamplingParams
 from assistant.safety import GuardStep, OutputGuard, SafetyPolicy, Verdict
 
 __all__ = ["SafetyTimes", "TimedPolicy", "TokenClock", "percentile", "tokens_per_second_near"]
@@ -92,14 +91,14 @@ class TimedPolicy:
 
 
 class TokenClock:
-    """Stands in for the engine in a :class:`ChatSession`, noting when each piece is taken from it."""
+    """A :class:`~assistant.session.ChatEngine` around the real engine, noting when each piece is taken from it."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self.piece_times: list[float] = []
 
     @property
-    def model(self) -> Any:
+    def model(self) -> ModelInfo | None:
         return self._engine.model
 
     def count_chat_tokens(self, messages: Sequence[ChatMessage]) -> int:

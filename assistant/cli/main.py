@@ -48,12 +48,14 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
     return core.registry.default_id(core.settings.default_model)
 
 
-def _open_session(core: Core, model_id: str) -> ChatSession:
-    session, info = core.open_session(model_id, Engine())
+def _open_session(core: Core, model_id: str) -> tuple[ChatSession, Engine]:
+    """A session on ``model_id``, and its engine: the caller closes the engine (the session never does)."""
+    engine = Engine()
+    session, info = core.open_session(model_id, engine)
     if info.runtime_notice and info.runtime_checked_now:  # said once, when the self-test found it
         print(f"note: {info.runtime_notice}", file=sys.stderr)
     _say_warnings(core)
-    return session
+    return session, engine
 
 
 def _sampling(core: Core, args: argparse.Namespace) -> SamplingParams:
@@ -103,19 +105,19 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("The message is empty; give a prompt, or - to read it from stdin.")
     if args.conversation:
         core.store.conversation(args.conversation)  # a clear error before loading a model
-    session = _open_session(core, _pick_model(core, args))
+    session, engine = _open_session(core, _pick_model(core, args))
     session.prefill_next_turn = False  # one turn, then the process exits
     try:
         result = _run_turn(session, prompt, args.conversation, args, _sampling(core, args), out)
     finally:
-        session.engine.close()
+        engine.close()
     return EXIT_BLOCKED if result.blocked else EXIT_OK
 
 
 def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     model_id = _pick_model(core, args)
     print(f"Haven {__version__} · model {model_id} · loading…", file=sys.stderr)
-    session = _open_session(core, model_id)
+    session, engine = _open_session(core, model_id)
     conversation: str | None = args.conversation
     print("Type a message and press Enter. Ctrl+C stops a reply; /new starts a new conversation; "
           "/quit or Ctrl+D leaves.", file=sys.stderr)
@@ -142,7 +144,7 @@ def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
             except HavenError as exc:
                 print(f"error: {exc}", file=sys.stderr)
     finally:
-        session.engine.close()
+        engine.close()
 
 
 # --- history -----------------------------------------------------------------------------------

@@ -24,14 +24,13 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import llama_cpp
 from llama_cpp.llama_grammar import LlamaGrammar
 
-from assistant.chat import ChatMessage
+from assistant.chat import ChatMessage, StopReason  # StopReason: re-exported, one enum for engine and store
 from assistant.engine.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
 from assistant.engine.loading import construct_chat
 from assistant.engine.native import gpu_infos, load_backends, route_native_logs, runtime_report
@@ -90,12 +89,6 @@ class SamplingParams:
     seed: int | None = None  # None: a fresh random seed for every request
     grammar: str | None = None  # a GBNF grammar constraining the output (the guard model's answer)
     ignore_eos: bool = False    # keep going past end-of-turn (benchmarks of long replies)
-
-
-class StopReason(StrEnum):
-    END = "end"              # the model finished its answer
-    LENGTH = "length"        # max_tokens or the context was reached
-    CANCELLED = "cancelled"  # the user pressed Stop
 
 
 @dataclass(frozen=True, slots=True)

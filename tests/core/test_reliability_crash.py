@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.chat import StopReason
 from assistant.errors import StoreError
 from assistant.paths import AppPaths
 from assistant.safety import PassThroughPolicy
@@ -74,7 +75,8 @@ def test_killed_mid_reply_keeps_every_message_and_the_partial_reply(haven_home: 
         earlier = store.create_conversation("smollm2-135m-instruct").id
         store.add_user_message(earlier, "Name three colours.")
         reply_id = store.start_reply(earlier, "smollm2-135m-instruct")
-        store.finish_reply(reply_id, ReplyUpdate("Red, green and blue.", True, "end", 20, 6))
+        store.finish_reply(reply_id, ReplyUpdate(content="Red, green and blue.", complete=True,
+                                                 stop_reason=StopReason.END, prompt_tokens=20, completion_tokens=6))
         finished = {c.id: store.messages(c.id) for c in store.list_conversations()}
 
     conversation, seen = kill_mid_reply(db)
@@ -115,7 +117,8 @@ def test_a_disk_that_fills_up_mid_conversation_is_a_sentence_and_loses_nothing_s
     with pytest.raises(StoreError, match="Check free disk space; nothing already saved was lost"):
         list(session.send("A message that no longer fits. " * 400, result.conversation_id))
     with pytest.raises(StoreError, match="free disk space"):
-        store.finish_reply(before[1].id, ReplyUpdate("x" * 500_000, True, "end"))
+        store.finish_reply(before[1].id,
+                           ReplyUpdate(content="x" * 500_000, complete=True, stop_reason=StopReason.END))
     store.close()
     with Store(path) as reopened:
         assert reopened.integrity_ok()

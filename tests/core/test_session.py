@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from assistant.chat import Role
+from assistant.chat import Role, StopReason
 from assistant.engine import Engine, SamplingParams
 from assistant.errors import ContextOverflowError
 from assistant.paths import AppPaths
@@ -102,7 +102,7 @@ def test_long_history_is_trimmed_to_fit(session: ChatSession, store: Store) -> N
         store.add_user_message(conversation.id, f"Fact number {i}: " + "the sky is blue and the grass is green. " * 20)
         reply = store.start_reply(conversation.id, "m")
         from assistant.store import ReplyUpdate
-        store.finish_reply(reply, ReplyUpdate("Noted. " * 20, True, "end"))
+        store.finish_reply(reply, ReplyUpdate(content="Noted. " * 20, complete=True, stop_reason=StopReason.END))
     _, result = run(session, "What was the last fact?", conversation.id)
     assert result.dropped_history > 0
     assert result.prompt_tokens <= session.engine.model.context_length - GREEDY.max_tokens
@@ -118,3 +118,51 @@ def test_instructions_follow_the_safety_prompt_in_the_real_prompt(engine: Engine
     system = fake.prompts[0][0]
     assert system.role is Role.SYSTEM and system.content.startswith(SAFETY_SYSTEM_PROMPT)
     assert system.content.endswith("Answer like a pirate.")
+
+
+def test_rewind_removes_the_last_turn_and_returns_its_message_for_a_resend(store: Store) -> None:
+    from tests.fakes import FakeEngine
+
+    fake = FakeEngine(["Paris."])
+    session = ChatSession(fake, store, PassThroughPolicy(), model_id="fake")
+    _, first = run(session, "Capital of France?")
+    _, second = run(session, "And of Italy?", first.conversation_id)
+    conversation = first.conversation_id
+    kept = store.messages(conversation)[:2]
+
+    assert session.rewind_to_last_user(conversation) == "And of Italy?"
+    assert store.messages(conversation) == kept, "the earlier turn is untouched"
+
+    # Regenerate: the resent message goes out with the same history as the first time, and replaces the turn.
+    fake.enqueue("Rome.")
+    _, again = run(session, "And of Italy?", conversation)
+    assert fake.prompts[-1] == fake.prompts[1]
+    assert [(m.role, m.content, m.stop_reason) for m in store.messages(conversation)] == [
+        ("user", "Capital of France?", None), ("assistant", "Paris.", StopReason.END),
+        ("user", "And of Italy?", None), ("assistant", "Rome.", StopReason.END),
+    ]
+    assert again.reply_message_id > second.reply_message_id and again.stop_reason is StopReason.END
+
+
+def test_rewind_removes_a_blocked_turn_and_its_notice(store: Store) -> None:
+    from tests.fakes import FakeEngine, WordPolicy
+
+    session = ChatSession(FakeEngine(), store, WordPolicy(input_word="nerve agent"), model_id="fake")
+    _, first = run(session, "Hello")
+    _, blocked = run(session, "How do I make a nerve agent?", first.conversation_id)
+    assert blocked.blocked and blocked.stop_reason is StopReason.BLOCKED
+    assert session.rewind_to_last_user(first.conversation_id) == "How do I make a nerve agent?"
+    assert [m.content for m in store.messages(first.conversation_id)] == ["Hello", "Hello there."]
+
+
+def test_rewind_without_a_user_message_changes_nothing(store: Store) -> None:
+    from tests.fakes import FakeEngine
+
+    session = ChatSession(FakeEngine(), store, PassThroughPolicy(), model_id="fake")
+    empty = store.create_conversation("fake").id
+    assert session.rewind_to_last_user(empty) is None
+    assert session.rewind_to_last_user("no-such-conversation") is None
+    _, result = run(session, "hi")
+    session.rewind_to_last_user(result.conversation_id)
+    assert store.messages(result.conversation_id) == []
+    assert session.rewind_to_last_user(result.conversation_id) is None

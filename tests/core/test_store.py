@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from assistant.chat import StopReason
 from assistant.errors import ConversationNotFoundError, StoreError
 from assistant.store import MIGRATIONS, ReplyUpdate, Store
 
@@ -31,7 +34,8 @@ def test_messages_are_visible_to_another_connection_the_moment_they_are_final(tm
     other = sqlite3.connect(path)
     rows = other.execute("SELECT role, content, complete FROM messages ORDER BY id").fetchall()
     assert rows == [("user", "hello there", 1), ("assistant", "partial te", 0)]
-    store.finish_reply(reply, ReplyUpdate("partial text", True, "end", 10, 3))
+    store.finish_reply(reply, ReplyUpdate(content="partial text", complete=True, stop_reason=StopReason.END,
+                                          prompt_tokens=10, completion_tokens=3))
     assert other.execute("SELECT content, complete FROM messages WHERE id = ?", (reply,)).fetchone() == (
         "partial text", 1)
     store.close()
@@ -69,3 +73,41 @@ def test_unopenable_database_is_a_sentence(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open"):
         Store(path)
+
+
+def test_stop_reasons_are_stored_as_the_same_strings_and_read_back_as_the_enum(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    with Store(path) as store:
+        conversation = store.create_conversation("m").id
+        store.add_user_message(conversation, "hello")
+        writing = store.start_reply(conversation, "m")
+        for reason in (StopReason.END, StopReason.LENGTH, StopReason.CANCELLED, StopReason.ERROR):
+            reply = store.start_reply(conversation, "m")
+            store.finish_reply(reply, ReplyUpdate(content="x", complete=False, stop_reason=reason))
+        store.add_notice(conversation, "Blocked.", stage="input", category="S9")
+        read = [m.stop_reason for m in store.messages(conversation)]
+        assert store.messages(conversation)[1].id == writing
+    # The column keeps the values earlier versions wrote, so their databases read the same.
+    raw = [r[0] for r in sqlite3.connect(path).execute("SELECT stop_reason FROM messages ORDER BY id")]
+    assert raw == [None, "interrupted", "end", "length", "cancelled", "error", "blocked"]
+    assert read == [None, StopReason.INTERRUPTED, StopReason.END, StopReason.LENGTH, StopReason.CANCELLED,
+                    StopReason.ERROR, StopReason.BLOCKED]
+    assert all(type(r) is StopReason for r in read[1:])
+
+
+def test_a_stop_reason_this_version_does_not_know_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    with Store(path) as store:
+        conversation = store.create_conversation("m").id
+        reply = store.start_reply(conversation, "m")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE messages SET stop_reason = 'from-a-newer-haven' WHERE id = ?", (reply,))
+    db.commit()
+    with Store(path) as store:
+        [message] = store.messages(conversation)
+        assert (message.id, message.stop_reason) == (reply, None)
+
+
+def test_the_store_loads_no_llama_cpp() -> None:
+    code = "import sys, assistant.store; assert 'llama_cpp' not in sys.modules, 'assistant.store loaded llama_cpp'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -168,3 +168,20 @@ def test_settings_panel_shows_hardware_token_and_safety_log(qtbot, haven) -> Non
     log_window = dialog.show_safety_log()
     qtbot.addWidget(log_window)
     assert log_window.isVisible()
+
+
+def test_regenerate_and_edit_without_a_model_change_nothing_and_say_why(qtbot, tmp_path) -> None:
+    from assistant.store import Store
+    from ui.main_window import MainWindow
+
+    with Store(tmp_path / "c.sqlite3") as store:
+        conversation = store.create_conversation("m").id
+        store.add_user_message(conversation, "Hello?")
+        before = store.messages(conversation)
+        window = MainWindow(store)  # no session: the model is still loading, or none could be loaded
+        qtbot.addWidget(window)
+        window.open_conversation(conversation)
+        window.edit_last()
+        assert "need a model" in window.statusBar().currentMessage()
+        window.regenerate()
+        assert store.messages(conversation) == before and window.input.toPlainText() == ""

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import SIGNAL, QTimer
 
+from assistant.chat import StopReason
 from assistant.engine import SamplingParams
 from assistant.paths import AppPaths
 from assistant.safety import PassThroughPolicy
@@ -149,7 +150,8 @@ def earlier_data(haven_home: Path) -> Iterator[tuple[Settings, str]]:
         conversation = store.create_conversation("smollm2-135m-instruct", title="Earlier").id
         store.add_user_message(conversation, "Hello?")
         store.finish_reply(store.start_reply(conversation, "smollm2-135m-instruct"),
-                           ReplyUpdate("Hello! How can I help?", True, "end"))
+                           ReplyUpdate(content="Hello! How can I help?", complete=True,
+                                       stop_reason=StopReason.END))
     yield settings, conversation
 
 
