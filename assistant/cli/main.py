@@ -48,12 +48,17 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
     return core.registry.default_id(core.settings.default_model)
 
 
-def _open_session(core: Core, model_id: str) -> tuple[ChatSession, Engine]:
-    """A session on ``model_id``, and its engine: the caller closes the engine (the session never does)."""
+def _open_session(core: Core, model_id: str, *, interactive: bool = False) -> tuple[ChatSession, Engine]:
+    """A session on ``model_id``, and its engine: the caller closes the engine (the session never does).
+
+    When the llama.cpp self-test had to step down (docs/core.md), an interactive chat says so once; a
+    one-shot command keeps stderr to its contract (nothing, or one sentence on failure) and the log has it."""
     engine = Engine()
     session, info = core.open_session(model_id, engine)
-    if info.runtime_notice and info.runtime_checked_now:  # said once, when the self-test found it
-        print(f"note: {info.runtime_notice}", file=sys.stderr)
+    if info.runtime_notice and info.runtime_checked_now:
+        log.warning("%s", info.runtime_notice)
+        if interactive:
+            print(f"note: {info.runtime_notice}", file=sys.stderr)
     _say_warnings(core)
     return session, engine
 
@@ -117,7 +122,7 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
 def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     model_id = _pick_model(core, args)
     print(f"Haven {__version__} · model {model_id} · loading…", file=sys.stderr)
-    session, engine = _open_session(core, model_id)
+    session, engine = _open_session(core, model_id, interactive=True)
     conversation: str | None = args.conversation
     print("Type a message and press Enter. Ctrl+C stops a reply; /new starts a new conversation; "
           "/quit or Ctrl+D leaves.", file=sys.stderr)

@@ -29,14 +29,10 @@ def test_chat_json_continue_and_export(haven_home: Path) -> None:
     assert set(data) == CHAT_KEYS
     assert data["reply"].strip() and data["blocked"] is False and data["stage"] is None
     assert data["model"] == "smollm2-135m-instruct" and data["completion_tokens"] > 0
-    # Nothing from llama.cpp leaks onto stderr. The one line allowed is the self-test's note, said once, on
-    # a CPU where llama.cpp's fastest code crashed in it (docs/core.md): this project's AMX machines.
-    notes = [line for line in first.stderr.splitlines() if not line.startswith("note: llama.cpp's fastest CPU code")]
-    assert notes == [], "nothing from llama.cpp leaks onto stderr"
+    assert first.stderr == "", "nothing from llama.cpp leaks onto stderr"
 
     second = cli("chat", "--conversation", data["conversation"], "--max-tokens", "30", "Which is the warmest?")
     assert second.returncode == 0, second.stderr
-    assert second.stderr == "", "the self-test's result is remembered: the note is said once"
     assert second.stdout.strip()
 
     exported = json.loads(cli("history", "export", "--format", "json").stdout)

@@ -251,7 +251,10 @@ BIG = {
 @pytest.mark.parametrize("source", BIG.values(), ids=BIG.keys())
 def test_a_template_that_would_fill_memory_is_stopped_at_once_in_little_memory(source: str) -> None:
     sentence, seconds, peak = render_hostile(source)
-    assert "characters of text" in sentence or "a number too large to print" in sentence
+    size_limit = "characters of text" in sentence or "a number too large to print" in sentence
+    # The size limit trips first unless the machine is so starved that 2 s pass before 1M characters are
+    # written (seen on a 2-core machine running two test suites at once): then the deadline stops it.
+    assert size_limit or ("ran for more than" in sentence and seconds >= MAX_RENDER_SECONDS), sentence
     assert "Haven stopped it. Choose another model" in sentence
     assert seconds < GENEROUS_SECONDS
     assert peak < 100 * 2**20, f"{peak / 2**20:.0f} MiB"
