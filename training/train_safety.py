@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Train Haven's built-in safety classifiers and write them to resources/safety/.
+"""Train Haven's built-in safety classifiers and write them to resources/safety/. From the repository root:
 
-    .venv/bin/python scripts/train_safety.py [--shared ../shared/safety-data] [--own data/safety]
+    .venv/bin/python -m training.train_safety [--own-data training/data] [--public-data ../shared/safety-data]
 
 Only the train split is learned from; the convolution's weight and the thresholds are tuned on the
 validation split (replies scored through the stream filter, as in a chat); the test split is left for
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 import time
 from collections import Counter
@@ -23,22 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from assistant.safety.classifier import WIDTH, ClassifierScore, ConvHead, TextClassifier, conv_inputs, load_classifier  # noqa: E402  # noqa: E402
-from assistant.safety.encoder import EncoderHead, SafetyEncoder, load_encoder  # noqa: E402
-from assistant.safety.eval.datasets import QUESTIONS, Example, load_examples, split_of  # noqa: E402
-from assistant.safety.features import featurize, sentences, windows  # noqa: E402
-from assistant.safety.policy import Stage, Verdict  # noqa: E402
-from assistant.safety.static_embeddings import StaticEmbedder  # noqa: E402
-from assistant.safety.stream import StreamFilter  # noqa: E402
-from assistant.safety.taxonomy import CODES  # noqa: E402
+from assistant.safety.classifier import WIDTH, ConvHead, TextClassifier, conv_inputs, load_classifier
+from assistant.safety.encoder import EncoderHead, SafetyEncoder, load_encoder
+from assistant.safety.eval import QUESTIONS, Example, split_of
+from assistant.safety.features import featurize, windows
+from assistant.safety.static_embeddings import StaticEmbedder
+from assistant.safety.taxonomy import CODES
+from training.common import (
+    SAFETY_RESOURCES,
+    add_data_arguments,
+    check_data_folders,
+    sample_weights,
+    sentence_windows,
+    training_examples,
+)
+from training.tuning import report, tune
 
 BITS = 18
-HARD_NEGATIVE_WEIGHT = 3.0  # benign texts that only sound dangerous: the over-refusal we must avoid
-FLOOR = 0.75  # no category threshold goes below this
-SPEND_FLOOR = 0.5  # nor below this when the false-block budget is spent on the categories that gain most
 # Validation false-block budgets the thresholds are balanced to (plain benign, benign-but-scary), below the
 # targets on the test split (3 %, 5 %): a budget spent on validation is partly overspent on unseen data, and
 # for prompts the Alpaca evaluation set is blocked more often than the validation benign sets. Replies are
@@ -50,8 +49,6 @@ ENCODER_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0)
 # Replies: checked sentence by sentence while the chat model generates on the same cores, so the encoder
 # reads only what the n-grams do not already find clearly harmless, if that loses (almost) no recall.
 ENCODER_GATES = {"input": (0.0,), "output": (0.0, 0.01, 0.03, 0.1)}
-# Candidate thresholds: steps of 0.01, then finer towards 1 (the combined model is confident).
-GRID = np.round(np.concatenate([np.arange(0.05, 0.955, 0.01), [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]]), 3)
 
 
 class Sparse:
@@ -93,25 +90,6 @@ def adam(grad_fn, params: list[np.ndarray], steps: int, lr: float) -> None:
             vi *= 0.999
             vi += 0.001 * g * g
             p -= lr * (mi / (1 - 0.9**t)) / (np.sqrt(vi / (1 - 0.999**t)) + 1e-8)
-
-
-def sample_weights(examples: list[Example]) -> np.ndarray:
-    y = np.array([e.harmful for e in examples])
-    w = np.where(y, 0.5 / max(y.sum(), 1), 0.5 / max((~y).sum(), 1)) * len(examples)
-    hard = np.array([(not e.harmful) and e.category is not None for e in examples])
-    return w * np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
-
-
-def sentence_windows(benign: list[Example]) -> list[Example]:
-    """The stream filter checks a reply a sentence (plus the one before) at a time: teach the output model
-    what benign windows look like, not only whole benign replies."""
-    out = []
-    for example in benign:
-        parts = sentences(example.text)
-        for i in range(len(parts)):
-            for window in (parts[i], " ".join(parts[max(0, i - 1) : i + 1])):
-                out.append(Example(window, False, example.category, example.source + "-window", "response"))
-    return list({e.text: e for e in out}.values())
 
 
 def fit(train: list[Example], steps: int, l2: float, embedder: StaticEmbedder) -> TextClassifier:
@@ -212,122 +190,6 @@ def conv_grads(params: list[np.ndarray], inputs: list[np.ndarray], y: np.ndarray
     return [x.T @ d_pre + l2 * kernel, d_pre.sum(axis=0), (pooled * keep).T @ g + l2 * out, np.array([g.sum()])]
 
 
-def lowest_threshold(budgets: list[tuple[list[float], float]], floor: float) -> float:
-    """The lowest threshold (not below ``floor``) at which each list of benign scores has at most its budget's
-    share at or above it. Candidates: a grid, and just above every score (the model is often confident)."""
-    scores = np.array([x for values, _ in budgets for x in values], dtype=np.float64)
-    candidates = np.unique(np.concatenate([GRID, np.nextafter(scores, 2.0)]))
-    arrays = [(np.array(values), budget) for values, budget in budgets if values]
-    for t in candidates[candidates >= floor]:
-        if all(np.mean(values >= t) <= budget for values, budget in arrays):
-            return float(t)
-    return 1.0
-
-
-def checks(model: TextClassifier, example: Example) -> list[ClassifierScore]:
-    """Every check the app makes of this text: a prompt is checked once; a reply goes through the stream
-    filter exactly as in a chat (fed word by word, each sentence checked with the released text before it,
-    then the whole reply), so thresholds are tuned on the checks that really decide."""
-    if example.kind == "prompt":
-        return [model.score(example.text)]
-    scores: list[ClassifierScore] = []
-
-    def record(text: str) -> Verdict:
-        scores.append(model.score(text))
-        return Verdict.allow(Stage.OUTPUT)
-
-    stream = StreamFilter(record, record)
-    words = example.text.split(" ")
-    for i, word in enumerate(words):
-        stream.feed(word + (" " if i < len(words) - 1 else ""))
-    stream.finish()
-    return scores or [model.score(example.text)]
-
-
-def by_category(scores: list[ClassifierScore]) -> dict[str, float]:
-    """The highest score among the checks the model assigned to each category."""
-    out: dict[str, float] = {}
-    for s in scores:
-        out[s.category] = max(out.get(s.category, 0.0), s.harmful)
-    return out
-
-
-def tune(model: TextClassifier, val: list[Example], max_fpr: float, max_hard_fpr: float,
-         spend: tuple[float, float] | None = None) -> None:
-    """The lowest global threshold meeting both false-block budgets on validation, then per-category ones."""
-    scores = [by_category(checks(model, e)) for e in val]
-    # Synthetic instructions are too easy to say anything about the threshold; real benign sets decide.
-    benign = [max(s.values()) for s, e in zip(scores, val, strict=True)
-              if not e.harmful and e.category is None and not e.source.startswith("synthetic")]
-    hard = [max(s.values()) for s, e in zip(scores, val, strict=True) if not e.harmful and e.category is not None]
-    threshold = lowest_threshold([(benign, max_fpr), (hard, max_hard_fpr)], 0.05)
-    # Per category: the lowest threshold (not below FLOOR) at which the benign and contrast validation items
-    # the model assigns to that category stay within the contrast budget. Categories whose look-alikes are
-    # common (S6 medical questions, S10 discussions of prejudice) end up stricter, rare ones more sensitive.
-    per_category: dict[str, float] = {}
-    for code in CODES:
-        assigned = [s[code] for s, e in zip(scores, val, strict=True)
-                    if not e.harmful and not e.source.startswith("synthetic") and code in s]
-        per_category[code] = round(lowest_threshold([(assigned, max_hard_fpr)], FLOOR), 6)
-    if spend:
-        per_category = balance(scores, val, per_category, spend)
-    model.threshold = round(threshold, 6)
-    model.category_thresholds = per_category
-
-
-def balance(scores: list[dict[str, float]], val: list[Example], thresholds: dict[str, float],
-            budgets: tuple[float, float]) -> dict[str, float]:
-    """Move the per-category thresholds until the validation false blocks just fit the budgets (plain
-    benign, contrast), greedily: while over budget, raise the threshold that removes the most false blocks
-    per harmful item lost; then lower the threshold that catches the most harmful items per false block
-    added, while the budgets allow. The per-category thresholds above give each category few false blocks
-    of its own (with 20 benign items assigned to a category, 3 % allows none), and several categories
-    together may overshoot; this spends the budget where the harmful items are. None goes below SPEND_FLOOR."""
-    thresholds = dict(thresholds)
-    harmful = [i for i, e in enumerate(val) if e.harmful]
-    plain = [i for i, e in enumerate(val)
-             if not e.harmful and e.category is None and not e.source.startswith("synthetic")]
-    hard = [i for i, e in enumerate(val) if not e.harmful and e.category is not None]
-    limits = (int(budgets[0] * len(plain)), int(budgets[1] * len(hard)))
-
-    def counts(t: dict[str, float]) -> tuple[int, int, int]:
-        hit = [any(p >= t[c] for c, p in s.items()) for s in scores]
-        return sum(hit[i] for i in harmful), sum(hit[i] for i in plain), sum(hit[i] for i in hard)
-
-    def over(figures: tuple[int, int, int]) -> int:
-        return max(0, figures[1] - limits[0]) + max(0, figures[2] - limits[1])
-
-    current = counts(thresholds)
-    while True:
-        best: tuple[float, str, float, tuple[int, int, int]] | None = None
-        for code in CODES:
-            if over(current):  # just above the lowest false blocks of this category
-                found = {math.floor(scores[i][code] * 1e6 + 1) / 1e6 for i in plain + hard
-                         if code in scores[i] and scores[i][code] >= thresholds[code]}
-                candidates = sorted(t for t in found if t <= 1.0)[:5]
-            else:  # just at the highest missed harmful items of this category
-                found = {math.floor(scores[i][code] * 1e6) / 1e6 for i in harmful
-                         if code in scores[i] and SPEND_FLOOR <= scores[i][code] < thresholds[code]}
-                candidates = sorted(found, reverse=True)[:5]
-            for t in candidates:
-                figures = counts({**thresholds, code: t})
-                if over(current):
-                    value = (over(current) - over(figures)) / (current[0] - figures[0] + 0.5)
-                    if over(figures) >= over(current):
-                        continue
-                else:
-                    gain = figures[0] - current[0]
-                    if gain <= 0 or over(figures):
-                        continue
-                    value = gain / (figures[1] + figures[2] - current[1] - current[2] + 0.5)
-                if best is None or value > best[0]:
-                    best = (value, code, t, figures)
-        if best is None:
-            return thresholds
-        _, code, t, current = best
-        thresholds[code] = t
-
-
 def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example],
                   budgets: tuple[float, float]) -> ConvHead:
     """The convolution's share of the logit: the smallest one whose validation recall (thresholds tuned for
@@ -345,9 +207,9 @@ def choose_weight(model: TextClassifier, conv: ConvHead, val: list[Example],
 
 def refit_reply_heads(encoder: SafetyEncoder, train: list[Example], folder: Path, l2: float = 1e-3) -> None:
     """Fit the encoder's reply heads afresh, on its (frozen) vectors of the ~400-character windows the
-    filter reads, each labelled as its reply is. ``train_encoder.py`` trains them on replies cut at 128 word
-    pieces, where the encoder's reply head over-fits; refitted, validation reply recall rose from 83.3 to
-    84.2 % at the same false blocks. Rewrites the reply heads in ``folder/encoder.npz``."""
+    filter reads, each labelled as its reply is. ``training.train_encoder`` trains them on replies cut at
+    128 word pieces, where the encoder's reply head over-fits; refitted, validation reply recall rose from
+    83.3 to 84.2 % at the same false blocks. Rewrites the reply heads in ``folder/encoder.npz``."""
     items = [Example(w, e.harmful, e.category, e.source, e.kind) for e in train for w in windows(e.text)]
     started = time.monotonic()
     X = np.stack([encoder.model.embed(e.text) for e in items]).astype(np.float64)
@@ -401,27 +263,13 @@ def choose_encoder(model: TextClassifier, head: EncoderHead, val: list[Example],
     return head.with_settings(weight, gate)
 
 
-def report(model: TextClassifier, examples: list[Example], label: str) -> dict[str, float]:
-    blocked = np.array([any(s.blocked for s in checks(model, e)) for e in examples])
-    harmful = np.array([e.harmful for e in examples])
-    hard = np.array([(not e.harmful) and e.category is not None for e in examples])
-    plain = ~harmful & ~hard
-    figures = {
-        "recall": float(blocked[harmful].mean()) if harmful.any() else float("nan"),
-        "false_block_rate": float(blocked[plain].mean()) if plain.any() else float("nan"),
-        "contrast_false_block_rate": float(blocked[hard].mean()) if hard.any() else float("nan"),
-        "harmful": int(harmful.sum()), "benign": int(plain.sum()), "contrast": int(hard.sum()),
-    }
-    print(f"  {label}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                     for k, v in figures.items()))
-    return figures
-
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "safety-data")
-    parser.add_argument("--own", type=Path, default=ROOT / "data" / "safety")
-    parser.add_argument("--out", type=Path, default=ROOT / "resources" / "safety")
+    parser = argparse.ArgumentParser(prog="python -m training.train_safety", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--out", type=Path, default=SAFETY_RESOURCES, metavar="DIR",
+                        help="where the models are written and the encoder is read (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--l2", type=float, default=1e-6)
     parser.add_argument("--hidden", type=int, default=256, help="the input model's convolution filters (0: none)")
@@ -432,9 +280,10 @@ def main() -> int:
                         help="keep the n-gram models in --out; only weigh the encoder and set the thresholds")
     parser.add_argument("--no-encoder", action="store_true", help="the n-gram models alone")
     parser.add_argument("--keep-reply-heads", action="store_true",
-                        help="keep the encoder's reply heads as train_encoder.py wrote them")
+                        help="keep the encoder's reply heads as training.train_encoder wrote them")
     args = parser.parse_args()
-    examples = [e for e in load_examples(args.shared, args.own) if not e.eval_only]
+    check_data_folders(parser, args)
+    examples = training_examples(args.public_data, args.own_data)
     embedder = StaticEmbedder()
     encoder = None
     args.out.mkdir(parents=True, exist_ok=True)

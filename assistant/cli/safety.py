@@ -12,7 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from assistant.errors import UsageError
+import assistant
+from assistant.errors import HavenError, UsageError
 from assistant.safety import guarded_input_check, guarded_output_guard
 from assistant.safety.log import SafetyLog
 from assistant.safety.policy import SafetyPolicy, Stage, Verdict
@@ -20,9 +21,10 @@ from assistant.safety.policy import SafetyPolicy, Stage, Verdict
 if TYPE_CHECKING:
     from assistant.core import Core
 
-__all__ = ["add_safety_commands", "output_verdict"]
+__all__ = ["add_safety_commands", "eval_data_folders", "output_verdict"]
 
-REPO = Path(__file__).resolve().parent.parent
+NOT_IN_INSTALLED_COPY = ("Haven's evaluation data is not part of an installed copy; run it from a source checkout "
+                         "or pass --own-data and --public-data.")
 
 
 def output_verdict(policy: SafetyPolicy, prompt: str, response: str) -> Verdict:
@@ -79,9 +81,34 @@ def cmd_check(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
-    from assistant.safety.eval.evaluation import evaluate
+def eval_data_folders(own: Path | None, public: Path | None) -> tuple[Path, Path]:
+    """The folders ``safety eval`` reads: the ones given, else a source checkout's ``training/data`` (Haven's
+    own sets) and ``../shared/safety-data`` (the public ones; ``HAVEN_SAFETY_DATA`` overrides it). The
+    checkout is the folder above the ``assistant`` package; an installed or frozen Haven has no such data."""
+    checkout = Path(assistant.__file__).resolve().parent.parent
+    if own is None:
+        own = checkout / "training" / "data"
+        if not own.is_dir():
+            raise HavenError(NOT_IN_INSTALLED_COPY)
+    elif not own.is_dir():
+        raise UsageError(f"--own-data {own} is not a folder; pass the folder of Haven's own safety data sets "
+                         "(training/data in a source checkout).")
+    if public is None:
+        env = os.environ.get("HAVEN_SAFETY_DATA")
+        public = Path(env) if env else checkout.parent / "shared" / "safety-data"
+        if not public.is_dir():
+            named = " (named by HAVEN_SAFETY_DATA)" if env else ""
+            raise HavenError(f"The public safety data sets are not at {public}{named}; pass --public-data DIR.")
+    elif not public.is_dir():
+        raise UsageError(f"--public-data {public} is not a folder; pass the folder of the public safety data "
+                         "sets (../shared/safety-data beside a source checkout).")
+    return own, public
 
+
+def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.safety.eval import evaluate
+
+    own, public = eval_data_folders(args.own_data, args.public_data)
     policy = core.safety_policy()
     for warning in core.take_warnings():
         print(f"warning: {warning}", file=sys.stderr)
@@ -94,10 +121,7 @@ def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         verdict = output_verdict(policy, prompt, text)
         return (not verdict.allowed), verdict.category
 
-    shared = Path(args.data or os.environ.get("HAVEN_SAFETY_DATA") or REPO.parent / "shared" / "safety-data")
-    if not shared.is_dir():
-        raise UsageError(f"The safety data sets are not at {shared}; pass --data DIR.")
-    report = evaluate(shared, REPO / "data" / "safety", prompt_check, response_check)
+    report = evaluate(public, own, prompt_check, response_check)
     if args.json:
         out.write(json.dumps(report, indent=2) + "\n")
         return 0
@@ -138,7 +162,13 @@ def add_safety_commands(commands: Any, common: argparse.ArgumentParser, parser_c
     check.set_defaults(handler=cmd_check)
     evaluation = sub.add_parser("eval", parents=[common], help="figures on the test split of the data sets")
     evaluation.add_argument("--json", action="store_true")
-    evaluation.add_argument("--data", metavar="DIR", help="the shared safety data sets (default ../shared/safety-data)")
+    evaluation.add_argument("--own-data", type=Path, metavar="DIR",
+                            help="Haven's own safety data sets (default: a source checkout's training/data)")
+    evaluation.add_argument("--public-data", type=Path, metavar="DIR",
+                            help="the public safety data sets (default: $HAVEN_SAFETY_DATA, else ../shared/safety-data "
+                                 "beside a source checkout)")
+    # The option's earlier name, kept so that existing commands still work.
+    evaluation.add_argument("--data", type=Path, dest="public_data", help=argparse.SUPPRESS)
     evaluation.set_defaults(handler=cmd_eval)
     history = sub.add_parser("log", parents=[common], help="the private record of safety verdicts")
     history.add_argument("--json", action="store_true")

@@ -3,7 +3,7 @@ them, shipped in ``resources/safety``.
 
 Two of them: one for prompts (the input check) and one for replies (the output filter). Each has a
 "harmful?" head (logistic) and a category head (softmax over S1..S14), and a threshold per category,
-tuned on a validation split by ``scripts/train_safety.py``. The "harmful?" logit is the sum of a linear
+tuned on a validation split by ``training/train_safety.py``. The "harmful?" logit is the sum of a linear
 model over the n-grams and the mean word vector, and of a :class:`ConvHead` reading the word vectors in
 order. No torch, no download: NumPy and a few milliseconds.
 

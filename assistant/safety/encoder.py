@@ -5,7 +5,7 @@ with attention, so "What's the quickest way to get rid of a body" and "What's th
 rid of a cold" come out far apart. One encoder (``resources/safety/encoder.gguf``, Q8_0, 25 MB) serves
 both checks: its mean-pooled output is read by a pair of heads per check (``encoder.npz``: a "harmful?"
 logit and 14 category logits for prompts, the same for replies), trained together with it by
-``scripts/train_encoder.py``. No torch at run time: the GGUF runs in its own llama.cpp instance
+``training/train_encoder.py``. No torch at run time: the GGUF runs in its own llama.cpp instance
 (:class:`assistant.engine.EmbeddingModel`) and the heads are a dot product.
 
 A check of a short prompt costs ~5 ms on 2 cores. The classifier adds the encoder's logit to the

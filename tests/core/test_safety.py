@@ -16,7 +16,7 @@ from assistant.engine import Engine, SamplingParams
 from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
 from assistant.safety.classifier import ClassifierScore, TextClassifier, load_classifier
-from assistant.safety.eval.datasets import load_examples, split_of
+from assistant.safety.eval import load_examples, split_of
 from assistant.safety.factory import UnavailablePolicy, build_policy
 from assistant.safety.haven_policy import HavenSafetyPolicy
 from assistant.safety.log import SafetyLog
@@ -27,7 +27,7 @@ from assistant.settings import Settings
 from assistant.store import Store
 
 SHARED = Path(os.environ.get("HAVEN_SAFETY_DATA") or Path(__file__).resolve().parents[3] / "shared" / "safety-data")
-OWN = Path(__file__).resolve().parents[2] / "data" / "safety"
+OWN = Path(__file__).resolve().parents[2] / "training" / "data"
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
-"""``haven-cli safety eval``: the safety system's figures on the test split of every data set it knows.
+"""The figures of ``haven-cli safety eval``: the safety system on the test split of every data set it knows.
 
 Recall on harmful items, false-block rate on benign ones (reported separately for benign prompts that
 only sound dangerous), per-category recall, and check latency p50/p99, for the input check (prompts)
-and the output filter (responses). The test split is never trained or tuned on (see datasets.py).
+and the output filter (responses). The test split is never trained or tuned on (see ``datasets``). The
+checks are passed in, so this module knows nothing of the safety pipeline or of where the data lives.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ALPACA_SAMPLE = 5000  # of 31,323: enough for a false-block rate to +-0.3 %, in 
 
 @dataclass
 class SetFigures:
+    """The counts of one source at one stage, for one kind of item."""
+
     name: str
     stage: str
     kind: str                    # "harmful", "benign" or "contrast" (benign that sounds dangerous)
@@ -48,9 +51,11 @@ def _kind(example: Example) -> str:
     return "contrast" if example.category is not None else "benign"
 
 
-def evaluate(shared: Path, own: Path, check_prompt: Callable[[str], tuple[bool, str | None]],
+def evaluate(public: Path, own: Path, check_prompt: Callable[[str], tuple[bool, str | None]],
              check_response: Callable[[str, str], tuple[bool, str | None]]) -> dict[str, Any]:
-    examples = [e for e in load_examples(shared, own) if split_of(e.text) == "test" or e.eval_only]
+    """The report on the test split of the data sets in ``public`` and ``own``: ``{"summary": {...},
+    "sets": [...]}``. ``check_prompt(text)`` and ``check_response(prompt, reply)`` return (blocked, category)."""
+    examples = [e for e in load_examples(public, own) if split_of(e.text) == "test" or e.eval_only]
     alpaca = [e for e in examples if e.source == "alpaca"]
     if len(alpaca) > ALPACA_SAMPLE:
         keep = {id(e) for e in alpaca[:: max(1, len(alpaca) // ALPACA_SAMPLE)][:ALPACA_SAMPLE]}
