@@ -123,8 +123,11 @@ def ensure_llama_wheel() -> Path:
     with tempfile.TemporaryDirectory(dir=wheel_cache(), prefix=".building-") as tmp:
         # In the project's venv with the locked build tools, not in an isolated environment that would
         # fetch whatever scikit-build-core is newest; the sdist itself is checked against its locked hash.
-        run(venv_bin("python"), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--require-hashes",
-            "-r", LLAMA_LOCK, "--wheel-dir", tmp, env=env)
+        # --no-cache-dir: pip keeps wheels it built from an sdist in its own cache, keyed on the sdist alone,
+        # and would hand back a wheel built with other flags (seen here: "Using cached llama_cpp_python...").
+        # The folder above, keyed on the flags, is the only cache.
+        run(venv_bin("python"), "-m", "pip", "wheel", "--no-cache-dir", "--no-deps", "--no-build-isolation",
+            "--require-hashes", "-r", LLAMA_LOCK, "--wheel-dir", tmp, env=env)
         wheels = list(Path(tmp).glob("llama_cpp_python-*.whl"))
         if len(wheels) != 1:
             raise SystemExit(f"the llama-cpp-python build left {len(wheels)} wheels in {tmp}")
