@@ -50,7 +50,7 @@ def run(site: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str
 def test_the_missing_driver_is_skipped_silently_and_the_chat_runs_on_the_cpu(
         llama_cpp_with_an_unloadable_gpu_backend: Path) -> None:
     site = llama_cpp_with_an_unloadable_gpu_backend
-    listed = run(site, "-c", "import llama_cpp, json; from assistant import native_runtime as n; "
+    listed = run(site, "-c", "import llama_cpp, json; from assistant.engine import native as n; "
                              "print(json.dumps([llama_cpp.__file__, [d.kind for d in n.devices()], "
                              "n.runtime_report().describe()]))", LD_DEBUG="files")
     assert listed.returncode == 0, listed.stderr

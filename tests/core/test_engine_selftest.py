@@ -1,4 +1,4 @@
-"""The llama.cpp self-test (assistant/native_check.py): a crash in the child steps down the ladder with a
+"""The llama.cpp self-test (assistant/engine/selftest.py): a crash in the child steps down the ladder with a
 sentence, never kills Haven, and a proven plan is remembered.
 
 The crashes here are real: the probes below read address 0 through ctypes, so the child dies of SIGSEGV
