@@ -144,9 +144,12 @@ class DownloadQueue:
             def progress(p: DownloadProgress, job_id: int = job.id) -> None:
                 with self._lock:
                     current = self._jobs[job_id]
-                    # A cancelled job stops as a pause (its partial file kept) and becomes CANCELLED once this
-                    # thread has discarded the file: never show it paused in between, or a waiter sees that.
-                    state = current.state if p.state is DownloadState.PAUSED and job_id in self._discard else p.state
+                    # Progress moves the counters; the job's final state (paused, cancelled, done) is set only
+                    # below, once download() has returned and released the file. Published earlier, a waiter
+                    # could act on it too soon: Resume re-queued a job that this thread then marked paused
+                    # again, and a cancelled job showed as paused while its file was being discarded.
+                    final = p.state in (DownloadState.PAUSED, DownloadState.CANCELLED, DownloadState.COMPLETED)
+                    state = current.state if final else p.state
                     self._set(replace(current, state=state, downloaded=p.downloaded, total=p.total,
                                       bytes_per_second=p.bytes_per_second, seconds_left=p.seconds_left,
                                       message=p.message or current.message))
