@@ -97,6 +97,7 @@ _load_lock = threading.Lock()
 
 def load_backends() -> None:
     """Load ggml's run-time backends from llama_cpp/lib once per process (see the module docstring)."""
+    _install_log_hook()  # ggml says which library it loaded: that belongs in the log, not on stderr
     with _load_lock:
         count = _bind("ggml_backend_reg_count", ctypes.c_size_t, [])
         load_from = _bind("ggml_backend_load_all_from_path", None, [ctypes.c_char_p])
@@ -222,6 +223,12 @@ _log_hook: list[Any] = []
 
 
 def route_native_logs() -> None:
+    """llama.cpp's log to Python's logging, then the backends loaded: call before any Llama()."""
+    _install_log_hook()
+    load_backends()  # before any Llama(): llama_backend_init would otherwise search the wrong folders
+
+
+def _install_log_hook() -> None:
     if _log_hook:
         return
     last = [logging.DEBUG]
@@ -236,7 +243,6 @@ def route_native_logs() -> None:
     callback = llama_cpp.llama_log_callback(forward)
     _log_hook.append(callback)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    load_backends()  # before any Llama(): llama_backend_init would otherwise search the wrong folders
 
 
 class StderrToLog(io.TextIOBase):
