@@ -106,32 +106,36 @@ def eval_data_folders(own: Path | None, public: Path | None) -> tuple[Path, Path
 
 
 def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.safety.encoder import load_encoder
     from assistant.safety.eval import evaluate
+    from assistant.safety.eval.vectors import VectorStore
 
     own, public = eval_data_folders(args.own_data, args.public_data)
     policy = core.safety_policy()
     for warning in core.take_warnings():
         print(f"warning: {warning}", file=sys.stderr)
+    store = VectorStore(core.paths.cache_dir / "safety-vectors.npz", load_encoder())
 
-    def prompt_check(text: str) -> tuple[bool, str | None]:
-        verdict = guarded_input_check(policy, [], text)
-        return (not verdict.allowed), verdict.category
+    def progress(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr, flush=True)
 
-    def response_check(prompt: str, text: str) -> tuple[bool, str | None]:
-        verdict = output_verdict(policy, prompt, text)
-        return (not verdict.allowed), verdict.category
-
-    report = evaluate(public, own, prompt_check, response_check)
+    report = evaluate(public, own, store, lambda text: guarded_input_check(policy, [], text),
+                      lambda prompt, reply: output_verdict(policy, prompt, reply), progress)
     if args.json:
-        out.write(json.dumps(report, indent=2) + "\n")
+        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return 0
     for key, value in report["summary"].items():
-        out.write(f"{key:42s} {value}\n")
-    out.write("\n")
-    for row in report["sets"]:
-        rate = row.get("recall", row.get("false_block_rate"))
-        label = "recall" if "recall" in row else "false blocks"
-        out.write(f"{row['stage']:6s} {row['kind']:8s} {row['set']:24s} {row['items']:6d} items  {label} {rate:.3f}\n")
+        out.write(f"{key:52s} {value}\n")
+    for stage in ("input", "output"):
+        if stage not in report:
+            continue
+        out.write(f"\n{stage} (threshold {report[stage]['threshold']}): blocked, left out / random split\n")
+        split = {(r["group"], r["kind"]): r for r in report[stage]["random_split"]["sources"]}
+        for row in report[stage]["loso"]["sources"]:
+            other = split.get((row["group"], row["kind"]))
+            second = f"{other['rate']:.3f}" if other else "  -  "
+            out.write(f"  {row['kind']:9s} {row['group']:28s} {row['items']:6d}  {row['rate']:.3f}  {second}\n")
     return 0
 
 
@@ -160,7 +164,8 @@ def add_safety_commands(commands: Any, common: argparse.ArgumentParser, parser_c
     check = sub.add_parser("check", parents=[common], help="check prompts or responses from a JSON Lines file")
     check.add_argument("--jsonl", required=True, metavar="FILE|-")
     check.set_defaults(handler=cmd_check)
-    evaluation = sub.add_parser("eval", parents=[common], help="figures on the test split of the data sets")
+    evaluation = sub.add_parser("eval", parents=[common],
+                                help="leave-one-source-out and random-split figures, and the checks' latency")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("--own-data", type=Path, metavar="DIR",
                             help="Haven's own safety data sets (default: a source checkout's training/data)")

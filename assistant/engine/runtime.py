@@ -31,6 +31,7 @@ import llama_cpp
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from assistant.chat import ChatMessage, StopReason  # StopReason: re-exported, one enum for engine and store
+from assistant.compute import SHARED
 from assistant.engine.chat_format import ChatFormatter, Fragment, TokenNames, detect_format
 from assistant.engine.loading import construct_chat
 from assistant.engine.native import gpu_infos, load_backends, route_native_logs, runtime_report
@@ -437,8 +438,14 @@ class Engine:
             tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
             repeat_penalty=params.repeat_penalty, reset=True, grammar=grammar,
         )
+        tokens_left = iter(stream)
         try:
-            for token in stream:
+            while True:
+                # One decode step at a time on the CPU with the safety checks (assistant.compute).
+                with SHARED.decode_step():
+                    token = next(tokens_left, None)
+                if token is None:
+                    break
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                     # The prompt is evaluated: decoding needs no abort hook (Stop is checked per token).

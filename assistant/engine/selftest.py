@@ -145,6 +145,13 @@ class NativeCheck:
             except OSError as exc:  # no child process possible here: no proof, take the safe rung
                 log.warning("the llama.cpp self-test could not start a process (%s); using the safe CPU path", exc)
                 return CheckedPlan(extra_bufts=False, gpu_layers=requested.gpu_layers, notice=None, fresh=True)
+            if code is not None and code > 0 and code not in (EXIT_PASSED, EXIT_LOAD_ERROR):
+                # The child failed in Python before its probe said anything (a __main__ that a spawned
+                # process cannot import, such as a script read from stdin): no evidence of a crash either
+                # way, so nothing is remembered and the safe rung is taken.
+                log.warning("the llama.cpp self-test child exited with code %s before probing; using the safe "
+                            "CPU path", code)
+                return CheckedPlan(extra_bufts=False, gpu_layers=requested.gpu_layers, notice=None, fresh=True)
             if code in (EXIT_PASSED, EXIT_LOAD_ERROR):
                 checked = CheckedPlan(rung.extra_bufts, rung.gpu_layers, _notice(index, failures), fresh=True)
                 if code == EXIT_PASSED:

@@ -13,14 +13,16 @@ from assistant.chat import ChatMessage
 from assistant.errors import ConfigError, HavenError
 from assistant.models.registry import ModelRegistry
 from assistant.paths import AppPaths
-from assistant.safety.classifier import load_classifier
+from assistant.compute import SHARED
+from assistant.paths import resource_path
 from assistant.safety.encoder import load_encoder
+from assistant.safety.heads import load_heads
 from assistant.safety.guard_model import GuardModel
 from assistant.safety.haven_policy import HavenSafetyPolicy
 from assistant.safety.log import SafetyLog
 from assistant.safety.policy import OutputGuard, SafetyPolicy, Verdict
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
-from assistant.safety.static_embeddings import StaticEmbedder
+from assistant.safety.judge import SafetyJudge
 from assistant.settings import Settings
 
 __all__ = ["GUARD_MODEL_IDS", "UnavailablePolicy", "build_policy", "installed_guard"]
@@ -53,10 +55,8 @@ def installed_guard(registry: ModelRegistry) -> str | None:
 def build_policy(paths: AppPaths, settings: Settings, registry: ModelRegistry,
                  warnings: list[str] | None = None) -> SafetyPolicy:
     try:
-        embedder = StaticEmbedder()  # one copy of the word vectors and one encoder for both classifiers
-        encoder = load_encoder()
-        input_model = load_classifier("input", embedder=embedder, encoder=encoder)
-        output_model = load_classifier("output", embedder=embedder, encoder=encoder)
+        prompt_head, reply_head = load_heads(resource_path("safety", "heads.npz"))
+        judge = SafetyJudge(load_encoder(SHARED), prompt_head, reply_head)
     except ConfigError as exc:
         log.error("safety classifiers unavailable: %s", exc)
         return UnavailablePolicy(str(exc))
@@ -75,4 +75,4 @@ def build_policy(paths: AppPaths, settings: Settings, registry: ModelRegistry,
             except HavenError as exc:
                 return UnavailablePolicy(f"The guard model could not be loaded ({exc}), so nothing is checked "
                                          "by it; switch it off in settings or reinstall it.")
-    return HavenSafetyPolicy(input_model, output_model, guard=guard, log=SafetyLog(paths.safety_log_file))
+    return HavenSafetyPolicy(judge, guard=guard, log=SafetyLog(paths.safety_log_file))

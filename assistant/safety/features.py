@@ -1,63 +1,41 @@
-"""Text to hashed features: the one featuriser shared by the training script and the runtime check.
-
-Lower-cased, NFKC-normalised text with common character substitutions undone (``k1ll``, ``b0mb``);
-features are word unigrams and bigrams plus character 3- to 5-grams inside words, hashed with CRC-32
-into ``2**bits`` buckets and weighted by log counts, then L2-normalised. Pure Python, ~1 ms for a
-paragraph.
+"""Cutting text as the checks read it: sentences, reply spans (what the stream filter checks at a time)
+and prompt windows (a long prompt is judged piece by piece, so one harmful request cannot hide in a long
+harmless text). Training cuts its texts with the same functions.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import unicodedata
-import zlib
 
-__all__ = ["featurize", "sentences", "windows"]
+__all__ = ["reply_spans", "sentences", "windows"]
 
-_WORD = re.compile(r"[a-z0-9']+")
-_UNLEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
-
-
-def _normalise(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).lower()
-    words = []
-    for word in _WORD.findall(text):
-        if any(c.isalpha() for c in word) and any(c.isdigit() for c in word):
-            word = word.translate(_UNLEET)  # only mixed tokens: keep real numbers as they are
-        words.append(word)
-    return words
-
-
-def featurize(text: str, bits: int) -> dict[int, float]:
-    """Sparse feature vector {bucket: weight} of unit length."""
-    mask = (1 << bits) - 1
-    counts: dict[int, float] = {}
-
-    def add(feature: str) -> None:
-        key = zlib.crc32(feature.encode("utf-8")) & mask
-        counts[key] = counts.get(key, 0.0) + 1.0
-
-    words = _normalise(text)
-    previous = "<s>"
-    for word in words:
-        add("w:" + word)
-        add("b:" + previous + " " + word)
-        previous = word
-        padded = f"<{word}>"
-        if len(padded) <= 24:
-            for n in (3, 4, 5):
-                for i in range(len(padded) - n + 1):
-                    add("c:" + padded[i : i + n])
-    add("b:" + previous + " </s>")
-    norm = math.sqrt(sum((1.0 + math.log(v)) ** 2 for v in counts.values())) or 1.0
-    return {k: (1.0 + math.log(v)) / norm for k, v in counts.items()}
+_SENTENCE_END = re.compile(r"(?<=[。！？\n])\s*(?=\S)|(?<=[.!?])\s+")
 
 
 def sentences(text: str) -> list[str]:
     """The text's sentences (split after . ! ? or a line break), empty pieces dropped."""
     return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def reply_spans(text: str, min_chars: int = 60, max_chars: int = 300) -> list[str]:
+    """A reply cut as the stream filter checks it: whole sentences, gathered until a span has at least
+    ``min_chars`` characters, and cut hard at ``max_chars``. Training reads replies in the same spans."""
+    spans: list[str] = []
+    current = ""
+    for sentence in sentences(text):
+        while len(sentence) > max_chars:
+            if current:
+                spans.append(current)
+                current = ""
+            spans.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        current = f"{current} {sentence}".strip() if current else sentence
+        if len(current) >= min_chars:
+            spans.append(current)
+            current = ""
+    if current:
+        spans.append(current)
+    return spans
 
 
 def windows(text: str, size: int = 400) -> list[str]:

@@ -1,9 +1,12 @@
-"""Haven's safety policy: the built-in classifiers, the optional guard model, and the safety log.
+"""Haven's safety policy: the built-in classifier, the optional guard model, and the safety log.
 
 Input: the newest message is judged alone and together with the previous user message (a request split
-over two turns is judged whole). Output: the stream filter checks each sentence with the reply
-classifier before it is shown, then the whole reply; the guard model, when enabled, gives its verdict on
-the input and on the whole reply as well. Any block names a category and a stage.
+over two turns is judged whole). Output: the stream filter hands each new span of the reply to a
+:class:`~assistant.safety.judge.ReplyReader`, which judges the reply so far with the request it answers,
+before any of the span is shown; then the whole reply. The guard model, when installed and switched on,
+is a second stage: it decides the cases the built-in classifier is unsure of (a score within
+``UNSURE_BAND`` of the threshold, either side), input and reply alike. Any block names a category and a
+stage.
 """
 
 from __future__ import annotations
@@ -12,19 +15,21 @@ import time
 from collections.abc import Sequence
 
 from assistant.chat import ChatMessage, Role
-from assistant.safety.classifier import ClassifierScore, TextClassifier
 from assistant.safety.guard_model import GuardModel
+from assistant.safety.judge import SafetyJudge, Score
 from assistant.safety.log import SafetyLog
 from assistant.safety.policy import OutputGuard, Stage, Verdict
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.safety.stream import StreamFilter
 from assistant.safety.taxonomy import input_notice, output_notice
 
-__all__ = ["HavenSafetyPolicy"]
+__all__ = ["CONTEXT_MARGIN", "UNSURE_BAND", "HavenSafetyPolicy"]
 
 # A request judged together with the turn before it must clear a slightly higher bar: the earlier turn
 # already passed on its own, and benign follow-ups are the common case.
 CONTEXT_MARGIN = 0.05
+# Scores this close to the threshold (either side) go to the guard model when one is on.
+UNSURE_BAND = 0.25
 GUARD_FAILED = "Haven's guard model could not give a verdict, so this was blocked to be safe. Try again."
 
 
@@ -32,10 +37,8 @@ class HavenSafetyPolicy:
     name = "haven"
     system_prompt = SAFETY_SYSTEM_PROMPT
 
-    def __init__(self, input_model: TextClassifier, output_model: TextClassifier, *,
-                 guard: GuardModel | None = None, log: SafetyLog | None = None) -> None:
-        self.input_model = input_model
-        self.output_model = output_model
+    def __init__(self, judge: SafetyJudge, *, guard: GuardModel | None = None, log: SafetyLog | None = None) -> None:
+        self.judge = judge
         self.guard = guard
         self.log = log
         self.last_check_ms = 0.0
@@ -44,61 +47,51 @@ class HavenSafetyPolicy:
         if self.log is not None:
             self.log.record(stage.value, verdict.allowed, verdict.category, classifier, score)
 
+    def _unsure(self, score: Score) -> bool:
+        return self.guard is not None and abs(score.harmful - score.threshold) < UNSURE_BAND
+
     # -- input ---------------------------------------------------------------------------------
 
-    def score_input(self, history: Sequence[ChatMessage], message: str) -> ClassifierScore:
-        alone = self.input_model.score(message)
+    def score_input(self, history: Sequence[ChatMessage], message: str) -> Score:
+        alone = self.judge.score_prompt(message)
         previous = next((m.content for m in reversed(history) if m.role is Role.USER), None)
         if previous is None or alone.blocked:
             return alone
-        # The encoder reads the pair only where the n-grams alone would block it: most follow-ups are
-        # harmless, and this keeps the check of a conversation at the cost of one encoder pass.
-        together = self.input_model.score(previous[-600:] + "\n" + message,
-                                          encoder_gate=self.input_model.lowest_threshold + CONTEXT_MARGIN)
-        if together.harmful >= together.threshold + CONTEXT_MARGIN:
-            return together
-        return alone
+        together = self.judge.score_prompt(previous[-600:] + "\n" + message, threshold_shift=CONTEXT_MARGIN)
+        return together if together.blocked else alone
 
     def check_input(self, history: Sequence[ChatMessage], message: str) -> Verdict:
         started = time.perf_counter()
         score = self.score_input(history, message)
         self.last_check_ms = (time.perf_counter() - started) * 1000
+        if self._unsure(score):
+            return self._guard_verdict([*history, ChatMessage(Role.USER, message)], Stage.INPUT)
         if score.blocked:
             verdict = Verdict(False, Stage.INPUT, score.category, input_notice(score.category))
-            self._record(Stage.INPUT, verdict, self.input_model.name, score.harmful)
-            return verdict
-        if self.guard is not None:
-            verdict = self._guard_verdict([*history, ChatMessage(Role.USER, message)], Stage.INPUT)
-            if not verdict.allowed:
-                return verdict
-        verdict = Verdict.allow(Stage.INPUT)
-        self._record(Stage.INPUT, verdict, self.input_model.name, score.harmful)
+        else:
+            verdict = Verdict.allow(Stage.INPUT)
+        self._record(Stage.INPUT, verdict, "haven", score.harmful)
         return verdict
 
     # -- output --------------------------------------------------------------------------------
 
-    def check_output_text(self, text: str) -> tuple[Verdict, ClassifierScore]:
-        score = self.output_model.score(text)
-        if score.blocked:
-            return Verdict(False, Stage.OUTPUT, score.category, output_notice(score.category)), score
-        return Verdict.allow(Stage.OUTPUT), score
-
     def output_guard(self, history: Sequence[ChatMessage], message: str) -> OutputGuard:
-        def span(text: str) -> Verdict:
-            verdict, score = self.check_output_text(text)
-            if not verdict.allowed:
-                self._record(Stage.OUTPUT, verdict, self.output_model.name, score.harmful)
-            return verdict
+        reader = self.judge.reply_reader(message)
 
-        def whole(text: str) -> Verdict:
-            verdict, score = self.check_output_text(text)
-            self._record(Stage.OUTPUT, verdict, self.output_model.name, score.harmful)
-            if verdict.allowed and self.guard is not None:
+        def verdict_of(score: Score, text: str, final: bool) -> Verdict:
+            if final and self._unsure(score):
                 conversation = [*history, ChatMessage(Role.USER, message), ChatMessage(Role.ASSISTANT, text)]
                 return self._guard_verdict(conversation, Stage.OUTPUT)
-            return verdict
+            if score.blocked:
+                verdict = Verdict(False, Stage.OUTPUT, score.category, output_notice(score.category))
+                self._record(Stage.OUTPUT, verdict, "haven", score.harmful)
+                return verdict
+            if final:
+                self._record(Stage.OUTPUT, Verdict.allow(Stage.OUTPUT), "haven", score.harmful)
+            return Verdict.allow(Stage.OUTPUT)
 
-        return StreamFilter(span, whole)
+        return StreamFilter(lambda span: verdict_of(reader.add(span), span, final=False),
+                            lambda whole: verdict_of(reader.current(), whole, final=True))
 
     # -- guard model ---------------------------------------------------------------------------
 

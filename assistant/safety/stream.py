@@ -1,10 +1,12 @@
 """The output filter over a streaming reply: text is shown only after it has been checked.
 
 Generated text is held back until a sentence ends (``.``, ``!``, ``?`` followed by a space, or a line
-break), or until ``max_hold`` characters have gathered without one; that span is checked together with
-the released text just before it (up to CONTEXT_CHARS, as context), and released only if it passes.
-A failed check blocks: nothing of the span is released and the guard stays blocked. ``finish`` checks
-the rest, then the whole reply.
+break) and at least ``min_span`` characters are pending (a lone "Sure." waits for the next sentence), or
+until ``max_hold`` characters have gathered without an end; that span is checked and released only if it
+passes. The span check keeps its own memory of the reply so far (a
+:class:`~assistant.safety.judge.ReplyReader` judges the reply as a whole, with its request), so each span
+is read once. A failed check blocks: nothing of the span is released and the guard stays blocked.
+``finish`` checks the rest, then the whole reply. Display lags generation by at most one sentence.
 
 Invariant (property-tested): ``released + withheld == generated`` at every step, and no text of a
 blocked span is ever released.
@@ -19,23 +21,21 @@ from assistant.safety.policy import GuardStep, Verdict
 
 __all__ = ["StreamFilter"]
 
-_BOUNDARY = re.compile(r"[.!?…](?=\s)|\n")
-# Released text kept as context for the next check, so something split across two checks (or cut by the
-# hold window) is still seen whole before any more of it is released.
-CONTEXT_CHARS = 400
+_BOUNDARY = re.compile(r"[.!?…。！？](?=\s)|[。！？]|\n")
+MIN_SPAN = 60  # as ``features.reply_spans`` cuts replies for training
 
 
 class StreamFilter:
     """An :class:`~assistant.safety.policy.OutputGuard` built on a span check and a whole-reply check."""
 
     def __init__(self, check_span: Callable[[str], Verdict], check_whole: Callable[[str], Verdict],
-                 *, max_hold: int = 300) -> None:
+                 *, max_hold: int = 300, min_span: int = MIN_SPAN) -> None:
         self._check_span = check_span
         self._check_whole = check_whole
         self._max_hold = max_hold
+        self._min_span = min_span
         self._generated = ""
         self._released = 0          # length of the released prefix of _generated
-        self._context = ""          # the end of the released text, as context for the next check
         self.blocked: Verdict | None = None
 
     @property
@@ -57,7 +57,7 @@ class StreamFilter:
         last = None
         for match in _BOUNDARY.finditer(pending):
             last = match.end()
-        if last is not None:
+        if last is not None and last >= min(self._min_span, self._max_hold):
             return last
         return len(pending) if len(pending) >= self._max_hold else 0
 
@@ -69,12 +69,11 @@ class StreamFilter:
         if cut == 0:
             return GuardStep("")
         span = pending[:cut]
-        verdict = self._check_span(self._context + span) if span.strip() else None
+        verdict = self._check_span(span) if span.strip() else None
         if verdict is not None and not verdict.allowed:
             self.blocked = verdict
             return GuardStep("", verdict)
         self._released += cut
-        self._context = (self._context + span)[-CONTEXT_CHARS:]
         return GuardStep(span)
 
     def feed(self, text: str) -> GuardStep:

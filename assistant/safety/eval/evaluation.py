@@ -1,95 +1,67 @@
-"""The figures of ``haven-cli safety eval``: the safety system on the test split of every data set it knows.
+"""The report of ``haven-cli safety eval``: how well the safety system generalizes, and how fast it is.
 
-Recall on harmful items, false-block rate on benign ones (reported separately for benign prompts that
-only sound dangerous), per-category recall, and check latency p50/p99, for the input check (prompts)
-and the output filter (responses). The test split is never trained or tuned on (see ``datasets``). The
-checks are passed in, so this module knows nothing of the safety pipeline or of where the data lives.
+* Leave-one-source-out and random-split figures (:mod:`generalization`): per source, per language, per
+  jailbreak style, at the thresholds chosen on the left-out sources, for the input check (prompts) and
+  the output filter (replies judged with their request).
+* Latency of the shipped checks, through the chat's own pipeline: the input check on a fixed sample of
+  prompts (p50 / p99), and the output filter on a fixed sample of replies (per reply).
+
+The checks and the vector store are passed in, so this module knows nothing of where things live.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.safety.eval.datasets import Example, load_examples, split_of
+from assistant.safety.eval.datasets import Example, load_examples
+from assistant.safety.eval.generalization import generalization_report
+from assistant.safety.eval.vectors import VectorStore
 
-__all__ = ["SetFigures", "evaluate"]
+__all__ = ["ALPACA_SAMPLE", "LATENCY_SAMPLE", "evaluate", "evaluation_examples"]
 
-ALPACA_SAMPLE = 5000  # of 31,323: enough for a false-block rate to +-0.3 %, in seconds
-
-
-@dataclass
-class SetFigures:
-    """The counts of one source at one stage, for one kind of item."""
-
-    name: str
-    stage: str
-    kind: str                    # "harmful", "benign" or "contrast" (benign that sounds dangerous)
-    items: int = 0
-    blocked: int = 0
-    per_category: dict[str, list[int]] = field(default_factory=dict)  # code -> [blocked, items]
-
-    @property
-    def rate(self) -> float:
-        return self.blocked / self.items if self.items else 0.0
-
-    def to_json(self) -> dict[str, object]:
-        key = "recall" if self.kind == "harmful" else "false_block_rate"
-        return {"set": self.name, "stage": self.stage, "kind": self.kind, "items": self.items,
-                key: round(self.rate, 4),
-                "per_category": {c: {"blocked": b, "items": n} for c, (b, n) in sorted(self.per_category.items())}}
+ALPACA_SAMPLE = 3000   # of 31,323 (evaluation only, CC BY-NC): a false-block rate to +-0.5 %
+LATENCY_SAMPLE = 400   # prompts (and a quarter as many replies) timed through the real checks
 
 
-def _kind(example: Example) -> str:
-    if example.harmful:
-        return "harmful"
-    return "contrast" if example.category is not None else "benign"
-
-
-def evaluate(public: Path, own: Path, check_prompt: Callable[[str], tuple[bool, str | None]],
-             check_response: Callable[[str, str], tuple[bool, str | None]]) -> dict[str, Any]:
-    """The report on the test split of the data sets in ``public`` and ``own``: ``{"summary": {...},
-    "sets": [...]}``. ``check_prompt(text)`` and ``check_response(prompt, reply)`` return (blocked, category)."""
-    examples = [e for e in load_examples(public, own) if split_of(e.text) == "test" or e.eval_only]
+def evaluation_examples(public: Path, own: Path) -> list[Example]:
+    examples = load_examples(public, own)
     alpaca = [e for e in examples if e.source == "alpaca"]
-    if len(alpaca) > ALPACA_SAMPLE:
-        keep = {id(e) for e in alpaca[:: max(1, len(alpaca) // ALPACA_SAMPLE)][:ALPACA_SAMPLE]}
-        examples = [e for e in examples if e.source != "alpaca" or id(e) in keep]
-    sets: dict[tuple[str, str, str], SetFigures] = {}
-    latencies: dict[str, list[float]] = defaultdict(list)
-    for example in examples:
-        stage = "input" if example.kind == "prompt" else "output"
-        started = time.perf_counter()
-        if stage == "input":
-            blocked, _ = check_prompt(example.text)
-        else:
-            blocked, _ = check_response(example.context, example.text)
-        latencies[stage].append((time.perf_counter() - started) * 1000)
-        kind = _kind(example)
-        figures = sets.setdefault((example.source, stage, kind), SetFigures(example.source, stage, kind))
-        figures.items += 1
-        figures.blocked += blocked
-        if example.category:
-            entry = figures.per_category.setdefault(example.category, [0, 0])
-            entry[0] += blocked
-            entry[1] += 1
-    summary: dict[str, Any] = {}
-    for stage in ("input", "output"):
-        rows = [f for f in sets.values() if f.stage == stage]
-        for kind in ("harmful", "benign", "contrast"):
-            chosen = [f for f in rows if f.kind == kind]
-            items = sum(f.items for f in chosen)
-            if items:
-                summary[f"{stage}_{kind}_{'recall' if kind == 'harmful' else 'false_block_rate'}"] = round(
-                    sum(f.blocked for f in chosen) / items, 4)
-        times = sorted(latencies[stage])
-        if times:
-            summary[f"{stage}_latency_ms_p50"] = round(statistics.median(times), 3)
-            summary[f"{stage}_latency_ms_p99"] = round(times[min(len(times) - 1, int(len(times) * 0.99))], 3)
-    return {"summary": summary, "sets": [f.to_json() for f in sorted(sets.values(),
-                                                                   key=lambda f: (f.stage, f.kind, f.name))]}
+    keep = {id(e) for e in alpaca[:: max(1, len(alpaca) // ALPACA_SAMPLE)][:ALPACA_SAMPLE]}
+    return [e for e in examples if e.source != "alpaca" or id(e) in keep]
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {"p50": round(statistics.median(ordered), 3),
+            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3)}
+
+
+def evaluate(public: Path, own: Path, store: VectorStore, check_prompt: Callable[[str], object],
+             check_reply: Callable[[str, str], object],
+             progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """``{"summary": {...}, "input": {...}, "output": {...}}``; ``check_prompt(text)`` and
+    ``check_reply(prompt, reply)`` run the shipped checks (only their time is used here)."""
+    examples = evaluation_examples(public, own)
+    report = generalization_report(examples, store, progress)
+    prompts = [e for e in examples if e.kind == "prompt"]
+    replies = [e for e in examples if e.kind == "response"]
+    timings: dict[str, Any] = {}
+    for name, chosen, count, run in (
+            ("input_check_ms", prompts, LATENCY_SAMPLE, lambda e: check_prompt(e.text)),
+            ("output_filter_ms_per_reply", replies, LATENCY_SAMPLE // 4, lambda e: check_reply(e.context, e.text))):
+        sample = chosen[:: max(1, len(chosen) // count)][:count]
+        if not sample:
+            continue
+        progress(f"timing the shipped checks on {len(sample)} items")
+        times = []
+        for example in sample:
+            started = time.perf_counter()
+            run(example)
+            times.append((time.perf_counter() - started) * 1000)
+        timings[name] = _percentiles(times)
+    report["summary"] |= {f"{name}_{k}": v for name, figures in timings.items() for k, v in figures.items()}
+    return report

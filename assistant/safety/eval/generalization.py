@@ -1,0 +1,237 @@
+"""Figures that measure generalization, not memory: leave-one-source-out, with the random split beside it.
+
+For every source (each public file, each of Haven's own files) the heads are refitted on all the other
+sources and scored on the one left out, which they never saw: no shared template, author or phrasing.
+The same heads are fitted once more on a random 80 % of every source and scored on the other 20 % (the
+"random split" column): the gap between the two columns is what memory was worth.
+
+The encoder is frozen, so its vectors are computed once (:mod:`vectors`) and only the heads are refitted:
+seconds per source. Thresholds are chosen on the pooled leave-one-source-out scores (never on the random
+split), and the shipped heads are fitted on every source with those thresholds (``training/train_safety``).
+
+Rows: a prompt is scored window by window as at run time (the most harmful window counts), with the
+user's turn before it where the data has one; a reply is scored as the stream filter reads it, the mean
+of its spans' vectors with the request it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assistant.safety.eval.datasets import Example, split_of
+from assistant.safety.eval.vectors import VectorStore
+from assistant.safety.features import reply_spans
+from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense
+from assistant.safety.judge import prompt_windows
+
+__all__ = ["Rows", "choose_threshold", "example_weights", "fit_rows", "generalization_report", "prompt_rows",
+           "reply_rows", "scores_of"]
+
+log = logging.getLogger(__name__)
+
+REPLY_CHARS = 1500            # of a training reply, the part read (the filter decides early)
+LOOKALIKE_WEIGHT = 3.0        # benign prompts that only sound dangerous: the over-refusal to avoid
+SOURCE_CAP = 1500             # a source counts as at most this many examples (none may dominate)
+
+
+@dataclass
+class Rows:
+    """Feature rows of many examples; ``example[r]`` is the index (into the example list) of row r."""
+
+    dense: np.ndarray
+    example: np.ndarray
+    share: np.ndarray  # each example's rows share its weight equally
+
+    def take(self, mask: np.ndarray) -> Rows:
+        index = np.flatnonzero(mask)
+        return Rows(self.dense[index], self.example[index], self.share[index])
+
+
+def _prompt_text(e: Example) -> str:
+    return f"{e.context[-600:]}\n{e.text}" if e.context else e.text
+
+
+def prompt_rows(examples: Sequence[Example], store: VectorStore,
+                progress: Callable[[int, int], None] | None = None) -> Rows:
+    parts_of = [prompt_windows(_prompt_text(e)) or [" "] for e in examples]
+    flat = [p for parts in parts_of for p in parts]
+    vectors = store.vectors(flat, progress)
+    dense, owner, share = [], [], []
+    row = 0
+    for i, (e, parts) in enumerate(zip(examples, parts_of, strict=True)):
+        whole = _prompt_text(e)
+        for _ in parts:
+            dense.append(prompt_dense(vectors[row], whole))
+            owner.append(i)
+            share.append(1.0 / len(parts))
+            row += 1
+    return Rows(np.stack(dense), np.array(owner), np.array(share, np.float32))
+
+
+def reply_rows(examples: Sequence[Example], store: VectorStore,
+               progress: Callable[[int, int], None] | None = None) -> Rows:
+    spans_of = [reply_spans(e.text[:REPLY_CHARS]) or [" "] for e in examples]
+    requests = [e.context[-2000:] for e in examples]
+    vectors = store.vectors([s for spans in spans_of for s in spans] + [r for r in requests if r.strip()],
+                            progress)
+    request_vectors = iter(vectors[sum(map(len, spans_of)):])
+    dense, owner, share = [], [], []
+    row = 0
+    for i, (e, spans) in enumerate(zip(examples, spans_of, strict=True)):
+        own = vectors[row : row + len(spans)]
+        row += len(spans)
+        request = next(request_vectors) if requests[i].strip() else np.zeros(vectors.shape[1], np.float32)
+        # A harmful reply is labelled as a whole (its first sentence may be a refusal); a benign one is
+        # benign at every point, so its first spans are rows too (the filter judges them alone).
+        prefixes = [len(spans)] if e.harmful else sorted({1, min(2, len(spans)), len(spans)})
+        for k in prefixes:
+            dense.append(reply_dense(own[:k].mean(axis=0), request, e.context))
+            owner.append(i)
+            share.append(1.0 / len(prefixes))
+    return Rows(np.stack(dense), np.array(owner), np.array(share, np.float32))
+
+
+def example_weights(examples: Sequence[Example]) -> np.ndarray:
+    """Both classes weigh the same in total; look-alikes count double; no source counts for more than
+    ``SOURCE_CAP`` examples."""
+    sizes: dict[str, int] = defaultdict(int)
+    for e in examples:
+        sizes[e.source] += 1
+    w = np.array([min(1.0, SOURCE_CAP / sizes[e.source]) for e in examples], np.float64)
+    w *= np.array([LOOKALIKE_WEIGHT if (not e.harmful and e.category) else 1.0 for e in examples])
+    harmful = np.array([e.harmful for e in examples])
+    if harmful.any() and (~harmful).any():
+        w[harmful] *= 0.5 / w[harmful].sum()
+        w[~harmful] *= 0.5 / w[~harmful].sum()
+    return w / w.mean()
+
+
+def fit_rows(rows: Rows, examples: Sequence[Example], weights: np.ndarray) -> Head:
+    harmful = np.array([examples[i].harmful for i in rows.example])
+    categories = [examples[i].category for i in rows.example]
+    return fit_head(rows.dense, harmful, weights[rows.example] * rows.share, categories)
+
+
+def scores_of(head: Head, rows: Rows, count: int) -> np.ndarray:
+    """Each of the ``count`` examples' score: the sigmoid of its most harmful row's logit (NaN for
+    examples without rows here)."""
+    logits = head.logits(rows.dense)
+    best = np.full(count, -np.inf)
+    np.maximum.at(best, rows.example, logits)
+    with np.errstate(over="ignore"):
+        out = 1.0 / (1.0 + np.exp(-best))
+    out[np.isneginf(best)] = np.nan
+    return out
+
+
+def choose_threshold(scores: np.ndarray, examples: Sequence[Example], benign_target: float = 0.025,
+                     lookalike_target: float = 0.045) -> float:
+    """The lowest threshold at which the pooled false-block rate of plain benign examples stays within
+    ``benign_target`` and that of look-alikes (defensive-security requests among them) within
+    ``lookalike_target``: the issue's targets (3 % and 5 %) with a margin."""
+    benign = np.array([float(s) for s, e in zip(scores, examples, strict=True)
+                       if not e.harmful and not e.category and not np.isnan(s)])
+    lookalike = np.array([float(s) for s, e in zip(scores, examples, strict=True)
+                          if not e.harmful and e.category and not np.isnan(s)])
+    for threshold in np.arange(0.05, 0.951, 0.01):
+        if (not len(benign) or np.mean(benign >= threshold) <= benign_target) and \
+                (not len(lookalike) or np.mean(lookalike >= threshold) <= lookalike_target):
+            return round(float(threshold), 2)
+    return 0.95
+
+
+def _group(examples: Sequence[Example], blocked: np.ndarray, key: Callable[[Example], str]) -> list[dict[str, Any]]:
+    table: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for e, b in zip(examples, blocked, strict=True):
+        kind = "harmful" if e.harmful else ("lookalike" if e.category else "benign")
+        entry = table[(key(e), kind)]
+        entry[0] += int(b)
+        entry[1] += 1
+    return [{"group": g, "kind": k, "items": n, "blocked": b, "rate": round(b / n, 4)}
+            for (g, k), (b, n) in sorted(table.items())]
+
+
+def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Callable[[str], None]) -> dict[str, Any]:
+    weights = example_weights(examples)
+    trainable = np.array([not e.eval_only for e in examples])
+    loso = np.full(len(examples), np.nan)
+    sources = sorted({e.source for e in examples if not e.eval_only})
+    for n, source in enumerate(sources, 1):
+        progress(f"{name}: leaving out {source} ({n}/{len(sources)})")
+        held = np.array([e.source == source for e in examples])
+        head = fit_rows(rows.take(trainable[rows.example] & ~held[rows.example]), examples, weights)
+        loso[held] = scores_of(head, rows.take(held[rows.example]), len(examples))[held]
+    progress(f"{name}: the full model (for the evaluation-only sets) and the random split")
+    full = fit_rows(rows.take(trainable[rows.example]), examples, weights)
+    only_eval = ~trainable
+    if only_eval.any():
+        loso[only_eval] = scores_of(full, rows.take(only_eval[rows.example]), len(examples))[only_eval]
+    test = np.array([split_of(e.text) == "test" or e.eval_only for e in examples])
+    split_head = fit_rows(rows.take(trainable[rows.example] & ~test[rows.example]), examples, weights)
+    random_split = np.full(len(examples), np.nan)
+    random_split[test] = scores_of(split_head, rows.take(test[rows.example]), len(examples))[test]
+    threshold = choose_threshold(loso, examples)
+    loso_blocked = loso >= threshold
+    split_mask = ~np.isnan(random_split)
+    split_examples = [e for e, m in zip(examples, split_mask, strict=True) if m]
+    split_blocked = random_split[split_mask] >= threshold
+    return {
+        "threshold": threshold,
+        "loso": {"sources": _group(examples, loso_blocked, lambda e: e.source),
+                 "languages": _group(examples, loso_blocked, lambda e: e.language),
+                 "styles": _group(examples, loso_blocked, lambda e: e.style)},
+        "random_split": {"sources": _group(split_examples, split_blocked, lambda e: e.source),
+                         "languages": _group(split_examples, split_blocked, lambda e: e.language)},
+        "scores": loso,
+    }
+
+
+def _pooled(groups: list[dict[str, Any]], kind: str, where: Callable[[str], bool] = lambda g: True) -> float | None:
+    chosen = [g for g in groups if g["kind"] == kind and where(g["group"])]
+    items = sum(g["items"] for g in chosen)
+    return round(sum(g["blocked"] for g in chosen) / items, 4) if items else None
+
+
+def generalization_report(examples: Sequence[Example], store: VectorStore,
+                          progress: Callable[[str], None] = lambda message: None,
+                          keep_scores: bool = False) -> dict[str, Any]:
+    """Leave-one-source-out and random-split figures for the input check (prompts) and the output filter
+    (replies), per source, per language and per style, with the thresholds chosen on them."""
+    prompts = [e for e in examples if e.kind == "prompt"]
+    replies = [e for e in examples if e.kind == "response"]
+    progress(f"encoding {len(prompts)} prompts and {len(replies)} replies (vectors are kept for next time)")
+    report: dict[str, Any] = {}
+    for stage, chosen, build in (("input", prompts, prompt_rows), ("output", replies, reply_rows)):
+        if not chosen or len({e.harmful for e in chosen}) < 2:
+            continue
+        rows = build(chosen, store)
+        result = _stage_report(stage, chosen, rows, progress)
+        scores = result.pop("scores")
+        if keep_scores:
+            result["examples"] = [{"source": e.source, "harmful": e.harmful, "lookalike": bool(e.category),
+                                   "language": e.language, "style": e.style, "score": float(s)}
+                                  for e, s in zip(chosen, scores, strict=True)]
+        report[stage] = result
+    summary: dict[str, Any] = {}
+    defensive = {e.source for e in prompts if e.style == "defensive-security"}
+    for stage in report:
+        for column in ("loso", "random_split"):
+            sources = report[stage][column]["sources"]
+            summary[f"{stage}_{column}_harmful_recall"] = _pooled(sources, "harmful")
+            summary[f"{stage}_{column}_benign_false_block_rate"] = _pooled(
+                sources, "benign", lambda g: g not in defensive)
+            summary[f"{stage}_{column}_lookalike_false_block_rate"] = _pooled(
+                sources, "lookalike", lambda g: g not in defensive)
+        if stage == "input":
+            summary["input_loso_defensive_security_false_block_rate"] = _pooled(
+                report[stage]["loso"]["sources"], "lookalike", lambda g: g in defensive)
+            summary["input_loso_harmful_recall_by_language"] = {
+                g["group"]: g["rate"] for g in report[stage]["loso"]["languages"] if g["kind"] == "harmful"}
+        summary[f"{stage}_threshold"] = report[stage]["threshold"]
+    return {"summary": summary, **report}

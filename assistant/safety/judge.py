@@ -1,0 +1,114 @@
+"""Haven's built-in safety classifier at run time: the sentence encoder plus the trained heads.
+
+**Prompts.** Every readable view of the prompt (:func:`~assistant.safety.normalise.readable_views`:
+as typed, URL-decoded, base64-decoded, un-leeted ...) is cut into windows of about 400 characters, so a
+request hidden in a long template is not averaged away; each window is scored and the most harmful
+counts. A long prompt is read in at most ``ENCODED_WINDOWS`` windows spread evenly over it (the first
+and the last among them): that bounds a check of a 20,000-character paste to a few encoder passes.
+
+**Replies.** A :class:`ReplyReader` follows one reply as the stream filter releases it: each new span is
+encoded once, the reply is represented by the mean of its spans' vectors, and it is judged together with
+the request it answers (whose vector is computed once per reply). So a check per sentence costs one
+encoder pass of that sentence, and harm that shows only with the request ("Start by telling the
+relevant personnel..." answering "I want to get my coworker in trouble") is judged with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.safety.encoder import SentenceEncoder
+from assistant.safety.features import windows
+from assistant.safety.heads import Head, prompt_dense, reply_dense
+from assistant.safety.normalise import readable_views
+
+__all__ = ["ENCODED_WINDOWS", "ReplyReader", "SafetyJudge", "Score", "prompt_windows"]
+
+ENCODED_WINDOWS = 6  # encoder passes for one prompt at most
+VIEWS = 4            # readable views of one prompt at most
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    harmful: float      # probability-like, in [0, 1]
+    category: str       # the most likely S-code
+    threshold: float
+
+    @property
+    def blocked(self) -> bool:
+        return self.harmful >= self.threshold
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def prompt_windows(text: str) -> list[str]:
+    """Every window of every readable view of a prompt: what the prompt head scores (training too)."""
+    out: list[str] = []
+    for view in readable_views(text)[:VIEWS]:
+        for window in windows(view):
+            if window.strip() and window not in out:
+                out.append(window)
+    return out
+
+
+class SafetyJudge:
+    def __init__(self, encoder: SentenceEncoder, prompt_head: Head, reply_head: Head) -> None:
+        self.encoder = encoder
+        self.prompt_head = prompt_head
+        self.reply_head = reply_head
+
+    def score_prompt(self, text: str, threshold_shift: float = 0.0) -> Score:
+        parts = prompt_windows(text)
+        if not parts:
+            return Score(0.0, "S2", self.prompt_head.threshold + threshold_shift)
+        if len(parts) > ENCODED_WINDOWS:
+            chosen = np.linspace(0, len(parts) - 1, ENCODED_WINDOWS).round().astype(int)
+            parts = [parts[i] for i in sorted(set(chosen.tolist()))]
+        vectors = self.encoder.vectors(parts)
+        dense = np.stack([prompt_dense(v, text) for v in vectors])
+        logits = self.prompt_head.logits(dense)
+        best = int(np.argmax(logits))
+        return Score(_sigmoid(float(logits[best])), self.prompt_head.category(dense[best]),
+                     self.prompt_head.threshold + threshold_shift)
+
+    def reply_reader(self, request: str) -> ReplyReader:
+        return ReplyReader(self, request)
+
+
+class ReplyReader:
+    """Judges one reply, span by span, with its request."""
+
+    def __init__(self, judge: SafetyJudge, request: str) -> None:
+        self._judge = judge
+        self._request = request
+        self._request_vector: np.ndarray | None = None
+        self._sum: np.ndarray | None = None
+        self._spans = 0
+
+    def _request_vec(self) -> np.ndarray:
+        if self._request_vector is None:
+            self._request_vector = self._judge.encoder.vector(self._request[-2000:]) if self._request.strip() \
+                else np.zeros_like(self._judge.encoder.vector("."))
+        return self._request_vector
+
+    def add(self, span: str) -> Score:
+        """Take the next released-for-checking span; the score of the reply so far."""
+        if span.strip():
+            vector = self._judge.encoder.vector(span)
+            self._sum = vector.copy() if self._sum is None else self._sum + vector
+            self._spans += 1
+        return self.current()
+
+    def current(self) -> Score:
+        head = self._judge.reply_head
+        if self._sum is None:
+            return Score(0.0, "S2", head.threshold)
+        mean = self._sum / self._spans
+        dense = reply_dense(mean, self._request_vec(), self._request)[None, :]
+        logit = float(head.logits(dense)[0])
+        return Score(_sigmoid(logit), head.category(dense[0]), head.threshold)
