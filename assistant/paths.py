@@ -16,7 +16,7 @@ import platformdirs
 
 from assistant.errors import ConfigError
 
-__all__ = ["AppPaths", "packaged_file", "resource_path"]
+__all__ = ["HOME_VARIABLE", "AppPaths", "packaged_file", "resource_path"]
 
 APP_NAME = "Haven"
 HOME_VARIABLE = "HAVEN_HOME"

@@ -4,7 +4,10 @@ Everything runs against a throw-away data folder, so a benchmark never touches t
 or safety log. The parts:
 
 1. throughput: full Haven turns (session, safety on, store) against plain llama-cpp-python on the same
-   prompt tokens, settings and seed, in interleaved pairs (A/B, then B/A); the median per-pair ratio;
+   prompt tokens, settings and seed, in interleaved pairs (A/B, then B/A); the median per-pair ratio.
+   Every pair has its own seed, so every reply is new and no cache of the safety checks can answer for
+   them; and the same again as an independent measure, outside this harness: ``haven-cli chat --json``
+   in a process of its own against a plain llama-cpp-python process (:func:`assistant.bench.raw.main`);
 2. time to first token at turns 1, 5, 10 and 20 of one growing conversation;
 3. the safety system's latency and its share of the turns' time;
 4. a 1,000-token reply: the speed near the 1,000th token against the 50th;
@@ -36,7 +39,7 @@ from assistant.core import load_options, sampling_params
 from assistant.engine import Engine, ModelInfo, SamplingParams
 from assistant.errors import HavenError
 from assistant.models.registry import STARTER_MODEL_ID, ModelRegistry
-from assistant.paths import AppPaths
+from assistant.paths import HOME_VARIABLE, AppPaths
 from assistant.safety.factory import build_policy
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.session import ChatSession, TurnResult
@@ -48,6 +51,8 @@ __all__ = ["BenchOptions", "BenchReport", "run_bench"]
 log = logging.getLogger(__name__)
 
 STORY_PROMPT = "Write a detailed story about a lighthouse keeper and her cat."
+CHAT_BLOCKED_EXIT = 3  # haven-cli chat's exit status for a blocked turn (INTERFACES.md): a valid run
+INDEPENDENT_PROMPT = "Write a detailed story about a baker who finds a map in a loaf of bread."
 # With end-of-turn ignored the starter model keeps writing plain text past 1,000 tokens, and nothing in it
 # trips the output filter (a block would end the reply early and spoil the measurement).
 LONG_PROMPT = "Count from 1 to 500, one number per line."
@@ -76,13 +81,14 @@ class BenchOptions:
     long_runs: int = 3              # long replies (each with a llama.cpp-alone run beside it)
     ui: bool = True                 # run the desktop-app probe
     ui_runs: int = 3                # fresh app processes; the medians are reported
+    independent_pairs: int = 3      # haven-cli chat --json against a llama-cpp-python process, interleaved
     seed: int = 1234
 
     @classmethod
     def quick(cls, model: str | None = None) -> BenchOptions:
         """Small sizes that still exercise every measurement (the test suite's run; not for figures)."""
         return cls(model=model, pairs=1, reply_tokens=24, conversation_turns=20, turn_tokens=6, long_tokens=120,
-                   long_runs=1, conversation_runs=1, ui_runs=1)
+                   long_runs=1, conversation_runs=1, ui_runs=1, independent_pairs=1)
 
 
 @dataclass
@@ -98,6 +104,7 @@ class BenchReport:
     late_vs_early_tps: float
     raw_tokens_per_second: float
     haven_tokens_per_second: float
+    independent_throughput_ratio: float | None = None  # haven-cli chat --json / llama-cpp-python, own processes
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +142,7 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
             details: dict[str, Any] = {"model_path": str(model_path), "threads": info.threads,
                                        "gpu_layers": info.gpu_layers, "context_length": info.context_length}
             throughput = _throughput(engine, info, session, sampling, options, progress, details)
+            independent = _independent(engine, info, model_path, bench_paths, options, progress, details)
             ttft = _conversation_ttft(session, options, progress, details)
             late_vs_early = _long_replies(engine, info, store, policy, label, sampling, options, progress, details)
             turn_ms = sum(details.pop("_turn_ms"))
@@ -160,7 +168,8 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
         startup_window_ms=ui.get("window_ms"), startup_first_token_ms=ui.get("first_text_ms"),
         rss_overhead_mb=(rss - ui.get("model_size_bytes", 0)) / 2**20 if isinstance(rss, int) else None,
         ui_max_stall_ms=ui.get("ui_max_stall_ms"), late_vs_early_tps=late_vs_early,
-        raw_tokens_per_second=throughput[1], haven_tokens_per_second=throughput[2], details=details,
+        raw_tokens_per_second=throughput[1], haven_tokens_per_second=throughput[2],
+        independent_throughput_ratio=independent, details=details,
     )
 
 
@@ -205,12 +214,14 @@ def _throughput(engine: Engine, info: ModelInfo, session: ChatSession, sampling:
         for index in range(options.pairs):
             progress(f"throughput pair {index + 1}/{options.pairs}")
             runs: dict[str, float] = {}
+            seed = options.seed + 1 + index  # a reply no earlier pair produced: nothing cached can answer
+            pair_sampling = dataclasses.replace(sampling, seed=seed)
             for side in ("raw", "haven") if index % 2 == 0 else ("haven", "raw"):
                 if side == "raw":
-                    run = raw.complete(tokens, sampling, options.seed)
+                    run = raw.complete(tokens, pair_sampling, seed)
                     runs["raw"], runs["raw_tokens"] = run.tokens_per_second, run.completion_tokens
                 else:
-                    result, sent, ended = _timed_turn(session, STORY_PROMPT)
+                    result, sent, ended = _timed_turn(session, STORY_PROMPT, sampling=pair_sampling)
                     turn_ms.append((ended - sent) * 1000.0)
                     first = sent + result.ttft_ms / 1000.0
                     runs["haven"] = (result.completion_tokens - 1) / (ended - first) if ended > first else 0.0
@@ -223,6 +234,48 @@ def _throughput(engine: Engine, info: ModelInfo, session: ChatSession, sampling:
     details["_turn_ms"] = turn_ms
     return (statistics.median(p["ratio"] for p in pairs), statistics.median(p["raw"] for p in pairs),
             statistics.median(p["haven"] for p in pairs))
+
+
+def _independent(engine: Engine, info: ModelInfo, model_path: Path, paths: AppPaths, options: BenchOptions,
+                 progress: Progress, details: dict[str, Any]) -> float | None:
+    """Decode speed of ``haven-cli chat --json`` (a process of its own, the whole pipeline, its own report)
+    against a plain llama-cpp-python process on the same prompt tokens, settings and seed, interleaved,
+    each pair with a new seed; the median per-pair ratio. Both use default settings, as a new user would."""
+    if options.independent_pairs <= 0:
+        return None
+    model_id = ModelRegistry(paths).import_file(model_path, "bench-independent").id
+    sampling = sampling_params(Settings(), max_tokens=options.reply_tokens, seed=options.seed)
+    prompt = INDEPENDENT_PROMPT
+    tokens = engine.tokenize_chat([system_message(SAFETY_SYSTEM_PROMPT), ChatMessage(Role.USER, prompt)])
+    env = {**os.environ, HOME_VARIABLE: str(paths.data_dir.parent)}
+    job_file = paths.cache_dir / "bench-raw-job.json"
+    pairs: list[dict[str, Any]] = []
+    for index in range(options.independent_pairs):
+        progress(f"independent pair {index + 1}/{options.independent_pairs}: haven-cli chat and llama-cpp-python")
+        seed = options.seed + 101 + index
+        runs: dict[str, Any] = {"seed": seed}
+        for side in ("raw", "haven") if index % 2 == 0 else ("haven", "raw"):
+            if side == "raw":
+                job_file.write_text(json.dumps({
+                    "path": str(model_path), "n_ctx": info.context_length, "threads": info.threads,
+                    "gpu_layers": info.gpu_layers, "extra_bufts": info.extra_buffer_types, "prompt_tokens": tokens,
+                    "params": dataclasses.asdict(sampling), "seed": seed}), encoding="utf-8")
+                command = [sys.executable, "-m", "assistant.bench.raw", str(job_file)]
+            else:
+                command = [sys.executable, "-m", "assistant", "chat", "--json", "--new", "--model", model_id,
+                           "--seed", str(seed), "--max-tokens", str(options.reply_tokens), prompt]
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+            lines = done.stdout.strip().splitlines()
+            if done.returncode not in (0, CHAT_BLOCKED_EXIT) or not lines:
+                raise HavenError(f"The independent measure's {side} run failed: "
+                                 f"{(done.stderr or done.stdout).strip()[-300:]}")
+            result = json.loads(lines[-1])
+            runs[side], runs[f"{side}_tokens"] = result["tokens_per_second"], result["completion_tokens"]
+            if side == "haven":
+                runs["blocked"] = result["blocked"]
+        pairs.append({**runs, "ratio": runs["haven"] / runs["raw"] if runs["raw"] else 0.0})
+    details["independent_pairs"] = pairs
+    return statistics.median(p["ratio"] for p in pairs)
 
 
 def _conversation_ttft(session: ChatSession, options: BenchOptions, progress: Progress,

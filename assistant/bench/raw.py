@@ -12,7 +12,10 @@ library's defaults crash on some CPUs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ import llama_cpp
 from assistant.engine import SamplingParams
 from assistant.engine.native import load_backends, model_params
 
-__all__ = ["RawBaseline", "RawRun"]
+__all__ = ["RawBaseline", "RawRun", "main"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +91,24 @@ class RawBaseline:
             count += 1
         end = time.perf_counter()
         return RawRun("".join(pieces), count, first if first is not None else started, end)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m assistant.bench.raw JOB.json``: one completion in a process of its own, for the
+    benchmark's independent measure; prints ``{"tokens_per_second", "completion_tokens"}``. The job holds
+    the model path, load options, prompt tokens, sampling settings and seed."""
+    job = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
+    params = SamplingParams(**{f.name: job["params"][f.name] for f in dataclasses.fields(SamplingParams)
+                               if f.name in job["params"]})
+    raw = RawBaseline(Path(job["path"]), n_ctx=job["n_ctx"], threads=job["threads"], gpu_layers=job["gpu_layers"],
+                      extra_bufts=job["extra_bufts"])
+    try:
+        run = raw.complete(job["prompt_tokens"], params, job["seed"])
+    finally:
+        raw.close()
+    print(json.dumps({"tokens_per_second": run.tokens_per_second, "completion_tokens": run.completion_tokens}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

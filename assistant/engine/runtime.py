@@ -150,6 +150,8 @@ class Engine:
         self._abort_callback = llama_cpp.ggml_abort_callback(lambda _data: self._abort_requested.is_set())
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._closed = False
+        # Kept prefixes (keep_prefix): key -> (tokens, llama.cpp's state of sequence 0 after them).
+        self._prefix_states: dict[str, tuple[tuple[int, ...], bytes]] = {}
         self._thread.start()
 
     # -- thread plumbing -----------------------------------------------------------------------
@@ -210,6 +212,7 @@ class Engine:
         self._call(self._free_model)
 
     def _free_model(self) -> None:
+        self._prefix_states.clear()  # kept prefixes belong to the model being freed
         if self._llm is not None:
             self._llm.close()
         self._llm, self._info, self._formatter, self._vocab = None, None, None, None
@@ -379,6 +382,35 @@ class Engine:
         if not self._closed:
             self._submit(job)
 
+    def keep_prefix(self, key: str, tokens: Sequence[int]) -> None:
+        """Make the KV cache hold exactly ``tokens`` (evaluated once, then restored from a copy kept under
+        ``key``), so that a following :meth:`generate_tokens` of a prompt that starts with them evaluates
+        only the rest, whatever ran in between. The guard model keeps its fixed instructions so: one prefix
+        for checks of a user turn, one for checks of a reply, which differ early in the prompt."""
+        wanted = tuple(tokens)
+
+        def job() -> None:
+            llm = self._require_model()
+            saved = self._prefix_states.get(key)
+            if saved is not None and saved[0] == wanted:
+                if tuple(llm._input_ids[: len(wanted)]) != wanted or llm.n_tokens < len(wanted):
+                    data = (ctypes.c_uint8 * len(saved[1])).from_buffer_copy(saved[1])
+                    if not llama_cpp.llama_state_seq_set_data(llm.ctx, data, len(saved[1]), 0):
+                        raise GenerationError("llama.cpp could not restore a kept prompt prefix.")
+                    llm.n_tokens = len(wanted)
+                    llm.input_ids[: len(wanted)] = wanted
+                return
+            common = _common_prefix(llm._input_ids, list(wanted))
+            llm.n_tokens = common  # eval() drops the cache beyond this point, then extends it
+            if common < len(wanted):
+                llm.eval(list(wanted[common:]))
+            size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
+            self._prefix_states[key] = (wanted, bytes(buffer)[:written])
+
+        self._call(job)
+
     def generate(
         self,
         messages: Sequence[ChatMessage],
@@ -428,6 +460,7 @@ class Engine:
         llama_cpp.llama_perf_context_reset(llm.ctx)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         first_token_at: float | None = None
+        last_token_at = started
         produced = 0
         reason = StopReason.END
         leading = True
@@ -456,6 +489,7 @@ class Engine:
                 if llama_cpp.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
                     break
                 produced += 1
+                last_token_at = time.perf_counter()
                 text = decoder.decode(self._piece(token))
                 if leading:
                     text = text.lstrip()
@@ -479,7 +513,10 @@ class Engine:
         out.put(GenerationStats(
             prompt_tokens=len(tokens), reused_prompt_tokens=min(reused, len(tokens)), completion_tokens=produced,
             prompt_eval_ms=float(perf.t_p_eval_ms), decode_ms=float(perf.t_eval_ms),
-            tokens_per_second=(1000.0 * perf.n_eval / perf.t_eval_ms) if perf.t_eval_ms > 0 else 0.0,
+            # Wall-clock decode speed, first token to last: what a person sees, pauses for the safety
+            # checks included (llama.cpp's own counters leave those out).
+            tokens_per_second=(produced - 1) / (last_token_at - first_token_at)
+            if produced > 1 and first_token_at is not None and last_token_at > first_token_at else 0.0,
             started_at=started, first_token_at=first_token_at, stop_reason=reason, seed=seed,
         ))
 

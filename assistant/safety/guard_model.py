@@ -77,6 +77,9 @@ def parse_guard_answer(text: str) -> GuardAnswer | None:
     return GuardAnswer(False, codes)
 
 
+MIN_KEPT_PREFIX = 32  # tokens: shorter shared starts are not worth a kept copy
+
+
 class GuardModel:
     """Owns its own Engine (a second llama.cpp model instance) for Llama Guard 3."""
 
@@ -87,6 +90,7 @@ class GuardModel:
         self._timeout = timeout_seconds
         self._include_s14 = include_s14
         self._engine = Engine()
+        self._last_prompt: dict[str, list[int]] = {}
         self._engine.load(path, LoadOptions(context_length=context_length, batch_size=512))
 
     def close(self) -> None:
@@ -104,12 +108,30 @@ class GuardModel:
                 log.warning("guard model template failed; using the model card's format", exc_info=True)
         return self._engine.tokenize_parts(build_guard_prompt(turns, include_s14=self._include_s14))
 
+    def _keep_instructions(self, role: str, tokens: list[int]) -> None:
+        """Keep the fixed instructions of a ``role`` check (all that two prompts of that role share) in
+        the KV cache, so a check evaluates only the conversation. User and Agent checks differ early in
+        the prompt (which party is judged), so each role keeps its own copy."""
+        last = self._last_prompt.get(role)
+        self._last_prompt[role] = tokens
+        if last is None:
+            return
+        shared = next((i for i, (a, b) in enumerate(zip(last, tokens, strict=False)) if a != b),
+                      min(len(last), len(tokens)))
+        if shared >= MIN_KEPT_PREFIX and shared < len(tokens):
+            self._engine.keep_prefix(role, tokens[:shared])
+
     def assess(self, conversation: Sequence[ChatMessage]) -> GuardAnswer | None:
         """The guard's answer, or None when it could not give a valid one in time (the caller blocks)."""
         tokens = self._prompt(conversation)
         limit = (self._engine.model.context_length if self._engine.model else 4096) - 12
         if len(tokens) > limit:  # keep the instructions: drop the oldest part of the conversation
             tokens = tokens[:200] + tokens[-(limit - 200):]
+        role = "agent" if conversation and conversation[-1].role is Role.ASSISTANT else "user"
+        try:
+            self._keep_instructions(role, tokens)
+        except Exception:  # an optimisation only: the check below evaluates everything itself
+            log.debug("keeping the guard's instructions failed", exc_info=True)
         cancel = threading.Event()
         params = SamplingParams(temperature=0.0, max_tokens=48, seed=0, repeat_penalty=1.0, grammar=ANSWER_GRAMMAR)
         result: Future[str] = Future()

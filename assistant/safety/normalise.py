@@ -144,7 +144,7 @@ JAILBREAK_PATTERNS: dict[str, re.Pattern[str]] = {name: re.compile(pattern, re.I
     "persona": r"\b(DAN|AIM|STAN|DUDE|BetterDAN|AntiGPT|Mongo Tom|Dr\.? Al|developer mode|jailbr(eak|oken)|"
                r"do anything now|unfiltered|uncensored|amoral|evil (confidant|assistant|ai|bot)|opposite mode|"
                r"no (ethical|moral)\w* (guidelines|restrictions|limits|boundaries|principles|compass))\b",
-    "no_limits": r"\b(without|no|free of|free from|not bound by|broken free of)\b[^.\n]{0,25}\b(restrictions|"
+    "no_limits": r"\b(without|no|free of|free from|not bound by|broken free of)\b[^.\n]{0,25}\b(restrictions|confines|constraints|shackles|"
                  r"limitations|filters|censorship|guidelines|rules|ethics|morals|boundaries|policies)\b",
     "stay_in_role": r"\b(stay in character|remain in character|never break character|you will always answer|"
                     r"never refuse|must answer (every|all|any)|cannot refuse|can't refuse|will not refuse|"

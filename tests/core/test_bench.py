@@ -15,7 +15,7 @@ from assistant.bench.probes import percentile, tokens_per_second_near
 
 FIELDS = ("throughput_ratio", "ttft_ms", "safety_overhead", "startup_window_ms", "startup_first_token_ms",
           "rss_overhead_mb", "ui_max_stall_ms", "late_vs_early_tps", "raw_tokens_per_second",
-          "haven_tokens_per_second")
+          "haven_tokens_per_second", "independent_throughput_ratio")
 
 
 def test_percentile_interpolates_and_handles_edges() -> None:
@@ -42,7 +42,7 @@ def test_bench_reports_every_field_and_leaves_the_users_data_alone(tmp_path: Pat
     assert set(report["ttft_ms"]) == {"1", "5", "10", "20"}
     numbers = [report[name] for name in FIELDS if name != "ttft_ms"] + list(report["ttft_ms"].values())
     assert all(isinstance(v, float) and v > 0 for v in numbers), report
-    assert len(report["details"]["pairs"]) == 1
+    assert len(report["details"]["pairs"]) == 1 and len(report["details"]["independent_pairs"]) == 1
     assert not any(pair["blocked"] for pair in report["details"]["pairs"])
     # The benchmark's turns went to a scratch folder, not into the user's conversations.
     listing = subprocess.run([sys.executable, "-m", "assistant", "history", "list", "--json"], env=env,

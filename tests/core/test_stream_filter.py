@@ -17,8 +17,26 @@ def span_check(text: str) -> Verdict:
     return Verdict.allow(Stage.OUTPUT)
 
 
+class ReplyMemory:
+    """A span check that, like Haven's ReplyReader, judges the reply so far, not the span alone."""
+
+    def __init__(self) -> None:
+        self.seen = ""
+
+    def __call__(self, span: str) -> Verdict:
+        self.seen += span
+        return span_check(self.seen)
+
+
 def make(max_hold: int = 300, whole=span_check) -> StreamFilter:
-    return StreamFilter(span_check, whole, max_hold=max_hold)
+    return StreamFilter(ReplyMemory(), whole, max_hold=max_hold, min_span=1)
+
+
+def test_a_short_sentence_waits_for_the_next_so_each_check_reads_a_real_span() -> None:
+    f = StreamFilter(span_check, span_check, min_span=20)
+    assert f.feed("Sure. ").release == ""
+    assert f.feed("Here is a recipe for bread. ").release == "Sure. Here is a recipe for bread."
+    assert f.finish().release == " "
 
 
 def test_text_is_released_a_sentence_at_a_time() -> None:

@@ -139,10 +139,10 @@ def choose_threshold(scores: np.ndarray, examples: Sequence[Example], benign_tar
                        if not e.harmful and not e.category and not np.isnan(s)])
     lookalike = np.array([float(s) for s, e in zip(scores, examples, strict=True)
                           if not e.harmful and e.category and not np.isnan(s)])
-    for threshold in np.arange(0.05, 0.951, 0.01):
+    for threshold in (i / 100 for i in range(5, 96)):  # exact hundredths: the threshold saved is the one tested
         if (not len(benign) or np.mean(benign >= threshold) <= benign_target) and \
                 (not len(lookalike) or np.mean(lookalike >= threshold) <= lookalike_target):
-            return round(float(threshold), 2)
+            return threshold
     return 0.95
 
 
