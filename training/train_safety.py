@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +41,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train_safety", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
+    parser.add_argument("--report", type=Path, metavar="FILE",
+                        help="also write the whole leave-one-source-out report (JSON) here, for docs/safety.md")
     args = parser.parse_args()
     check_data_folders(parser, args)
     started = time.monotonic()
@@ -66,6 +69,8 @@ def main() -> int:
         "leave_one_source_out": report["summary"], "seconds": round(time.monotonic() - started),
     })
     say(f"wrote {SAFETY_RESOURCES / 'heads.npz'}")
+    if args.report is not None:
+        args.report.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(report["summary"], indent=2, ensure_ascii=False))
     return 0 if all(np.isfinite(h.w1).all() for h in heads.values()) else 1
 

@@ -275,7 +275,7 @@ def _independent(engine: Engine, info: ModelInfo, model_path: Path, paths: AppPa
                 runs["blocked"] = result["blocked"]
         pairs.append({**runs, "ratio": runs["haven"] / runs["raw"] if runs["raw"] else 0.0})
     details["independent_pairs"] = pairs
-    return statistics.median(p["ratio"] for p in pairs)
+    return float(statistics.median(float(p["ratio"]) for p in pairs))
 
 
 def _conversation_ttft(session: ChatSession, options: BenchOptions, progress: Progress,

@@ -1,5 +1,5 @@
-"""Building a ``llama_cpp.Llama`` the one way Haven does, for the engine, the embedding model and the
-self-test's child process (which must load exactly as a real load does to prove anything)."""
+"""Building a ``llama_cpp.Llama`` the one way Haven does, for the engine (the chat model and the guard
+model) and the self-test's child process (which must load exactly as a real load does to prove anything)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import llama_cpp
 from jinja2 import TemplateError
 
 from assistant.engine.native import StderrToLog, model_params, route_native_logs
-from assistant.engine.selftest import LoadPlan, ModelKind
+from assistant.engine.selftest import LoadPlan
 from assistant.errors import ModelError
 
-__all__ = ["construct_chat", "construct_embedding", "probe_load_and_decode"]
+__all__ = ["construct_chat", "probe_load_and_decode"]
 
 
 def construct_chat(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch: int, extra_bufts: bool) -> Any:
@@ -35,22 +35,6 @@ def construct_chat(path: Path, n_ctx: int, threads: int, gpu_layers: int, batch:
         ) from exc
 
 
-def construct_embedding(path: Path, max_tokens: int, threads: int, extra_bufts: bool) -> Any:
-    try:
-        with contextlib.redirect_stderr(StderrToLog()), model_params(use_extra_bufts=extra_bufts):
-            llm = llama_cpp.Llama(
-                model_path=str(path), embedding=True, n_ctx=max_tokens, n_batch=max_tokens,
-                n_ubatch=max_tokens, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
-                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, use_mmap=True, verbose=True,
-            )
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ModelError(f"llama.cpp could not load the embedding model {path.name} ({exc}).") from exc
-    llm.verbose = False
-    return llm
-
-
-# The self-test's text: long enough for a multi-token batch through every weight matrix (the path where
-# the AMX fault strikes), plain enough for any tokenizer.
 _PROBE_TEXT = b"Haven checks that this computer can run the model: one batch of several tokens, then one more."
 
 
@@ -59,15 +43,9 @@ def probe_load_and_decode(plan: LoadPlan) -> None:
     Runs in the self-test's child process (assistant.engine.selftest); a crash kills only that child."""
     route_native_logs()
     path = Path(plan.path)
-    if plan.kind == ModelKind.EMBEDDING:
-        llm = construct_embedding(path, plan.context_length, plan.threads, plan.extra_bufts)
-        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)[: plan.context_length]
-        llm._batch.add_sequence(tokens, 0, True)
-        llm._ctx.decode(llm._batch)
-    else:
-        context = min(plan.context_length, 512)
-        llm = construct_chat(path, context, plan.threads, plan.gpu_layers, min(512, context), plan.extra_bufts)
-        tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)
-        llm.eval(tokens)
-        llm.eval(tokens[-1:])
+    context = min(plan.context_length, 512)
+    llm = construct_chat(path, context, plan.threads, plan.gpu_layers, min(512, context), plan.extra_bufts)
+    tokens = llm.tokenize(_PROBE_TEXT, add_bos=True, special=False)
+    llm.eval(tokens)
+    llm.eval(tokens[-1:])
     llm.close()

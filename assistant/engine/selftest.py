@@ -56,7 +56,6 @@ EXIT_PASSED, EXIT_LOAD_ERROR = 0, 3
 
 class ModelKind(StrEnum):
     CHAT = "chat"
-    EMBEDDING = "embedding"
 
 
 @dataclass(frozen=True, slots=True)

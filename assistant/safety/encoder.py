@@ -49,8 +49,8 @@ class SentenceEncoder:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         with self.share.turn(), self._lock:
-            out = np.asarray(self._model.encode(list(texts)), dtype=np.float32).reshape(len(texts), DIMENSION)
-        return out
+            out: np.ndarray = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+        return out.reshape(len(texts), DIMENSION)
 
     def vector(self, text: str) -> np.ndarray:
         with self._lock:
@@ -58,7 +58,7 @@ class SentenceEncoder:
             if found is not None:
                 self._cache.move_to_end(text)
                 return found
-        vector = self.vectors([text])[0]
+        vector: np.ndarray = self.vectors([text])[0]
         with self._lock:
             self._cache[text] = vector
             while len(self._cache) > self._cache_size:

@@ -10,19 +10,18 @@ import logging
 from collections.abc import Sequence
 
 from assistant.chat import ChatMessage
+from assistant.compute import SHARED
 from assistant.errors import ConfigError, HavenError
 from assistant.models.registry import ModelRegistry
-from assistant.paths import AppPaths
-from assistant.compute import SHARED
-from assistant.paths import resource_path
+from assistant.paths import AppPaths, resource_path
 from assistant.safety.encoder import load_encoder
-from assistant.safety.heads import load_heads
 from assistant.safety.guard_model import GuardModel
 from assistant.safety.haven_policy import HavenSafetyPolicy
+from assistant.safety.heads import load_heads
+from assistant.safety.judge import SafetyJudge
 from assistant.safety.log import SafetyLog
 from assistant.safety.policy import OutputGuard, SafetyPolicy, Verdict
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
-from assistant.safety.judge import SafetyJudge
 from assistant.settings import Settings
 
 __all__ = ["GUARD_MODEL_IDS", "UnavailablePolicy", "build_policy", "installed_guard"]

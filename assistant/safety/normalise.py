@@ -49,13 +49,16 @@ _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+
 _HEX = re.compile(r"\b(?:(?:0x)?[0-9A-Fa-f]{2}[\s,:]?){8,}")
 # Four or more single letters with one separator between each: "b o m b", "b.o.m.b", "b-o-m-b".
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*·]){3,}\w(?!\w)")
-_COMMON_WORDS = frozenset(
-    "the be to of and a in that have i it for not on with he as you do at this but his by from they we say "
-    "her she or an will my one all would there their what so up out if about who get which go me when make "
-    "can like time no just him know take people into year your good some could them see other than then now "
-    "look only come its over think also back after use two how our work first well way even new want because "
-    "any these give day most us is are was were has had how why where kill make build steal hack drug bomb "
-    "someone money without people get".split())
+_COMMON_WORDS = frozenset((
+    "the", "be", "to", "of", "and", "a", "in", "that", "have", "i", "it", "for", "not", "on", "with", "he", "as",
+    "you", "do", "at", "this", "but", "his", "by", "from", "they", "we", "say", "her", "she", "or", "an", "will",
+    "my", "one", "all", "would", "there", "their", "what", "so", "up", "out", "if", "about", "who", "get", "which",
+    "go", "me", "when", "make", "can", "like", "time", "no", "just", "him", "know", "take", "people", "into",
+    "year", "your", "good", "some", "could", "them", "see", "other", "than", "then", "now", "look", "only", "come",
+    "its", "over", "think", "also", "back", "after", "use", "two", "how", "our", "work", "first", "well", "way",
+    "even", "new", "want", "because", "any", "these", "give", "day", "most", "us", "is", "are", "was", "were",
+    "has", "had", "why", "where", "kill", "build", "steal", "hack", "drug", "bomb", "someone", "money", "without",
+))
 
 
 def normalise(text: str) -> str:
@@ -144,7 +147,8 @@ JAILBREAK_PATTERNS: dict[str, re.Pattern[str]] = {name: re.compile(pattern, re.I
     "persona": r"\b(DAN|AIM|STAN|DUDE|BetterDAN|AntiGPT|Mongo Tom|Dr\.? Al|developer mode|jailbr(eak|oken)|"
                r"do anything now|unfiltered|uncensored|amoral|evil (confidant|assistant|ai|bot)|opposite mode|"
                r"no (ethical|moral)\w* (guidelines|restrictions|limits|boundaries|principles|compass))\b",
-    "no_limits": r"\b(without|no|free of|free from|not bound by|broken free of)\b[^.\n]{0,25}\b(restrictions|confines|constraints|shackles|"
+    "no_limits": r"\b(without|no|free of|free from|not bound by|broken free of)\b[^.\n]{0,25}\b(restrictions|"
+                 r"confines|constraints|shackles|"
                  r"limitations|filters|censorship|guidelines|rules|ethics|morals|boundaries|policies)\b",
     "stay_in_role": r"\b(stay in character|remain in character|never break character|you will always answer|"
                     r"never refuse|must answer (every|all|any)|cannot refuse|can't refuse|will not refuse|"

@@ -16,7 +16,6 @@ import pytest
 
 from assistant.chat import ChatMessage, Role
 from assistant.engine import Engine, GenerationStats, LoadOptions, SamplingParams
-from assistant.engine.embedding import EmbeddingModel
 from assistant.engine.selftest import CACHE_FILE, LoadPlan, ModelKind, NativeCheck, run_probe
 from assistant.errors import ModelError
 
@@ -159,17 +158,3 @@ def test_a_damaged_cache_file_is_proven_again_not_trusted(starter_path: Path, tm
     assert remembered(tmp_path)
 
 
-@POSIX
-def test_the_safety_encoder_is_proven_too(tmp_path: Path) -> None:
-    from assistant.paths import resource_path
-
-    encoder = resource_path("safety", "encoder.gguf")
-    check = NativeCheck(tmp_path, probe=crash_with_extra_buffer_types)
-    model = EmbeddingModel(encoder, max_tokens=128, native_check=check)
-    try:
-        assert not model.plan.extra_bufts and model.plan.notice
-        assert model.embed("Is this plant poisonous to dogs?").shape == (model.dimension,)
-    finally:
-        model.close()
-    [entry] = remembered(tmp_path)
-    assert entry["failures"] == ["extra CPU buffer types (AMX, repacking): crashed (SIGSEGV)"]

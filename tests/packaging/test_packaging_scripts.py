@@ -13,11 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
-
-from assistant.safety.static_embeddings import StaticEmbedder, find_minilm
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
@@ -47,18 +44,6 @@ def build() -> ModuleType:
 @pytest.fixture(scope="module")
 def filters() -> ModuleType:
     return load("bundle_filters")
-
-
-def test_the_bundled_word_vectors_give_the_same_embeddings_at_a_quarter_of_the_size(
-        build: ModuleType, tmp_path: Path) -> None:
-    source = find_minilm()
-    assert source is not None
-    build.write_table_only(source / "model.safetensors", tmp_path / "model.safetensors", build.EMBEDDING_TABLE)
-    shutil.copyfile(source / "vocab.txt", tmp_path / "vocab.txt")
-    assert (tmp_path / "model.safetensors").stat().st_size * 3.5 < (source / "model.safetensors").stat().st_size
-    full, bundled = StaticEmbedder(source), StaticEmbedder(tmp_path)
-    for text in ("How do I bake sourdough bread?", "explosive device instructions", "naïve café", ""):
-        assert np.array_equal(full.embed(text), bundled.embed(text))
 
 
 def test_the_licence_folder_covers_qt_llama_cpp_and_the_models(build: ModuleType, tmp_path: Path) -> None:

@@ -178,17 +178,17 @@ def _public(public: Path) -> Iterator[Example]:
     if questions and (p := public / "gptfuzz_jailbreak_templates.csv").is_file():
         for i, row in enumerate(_csv(p)):
             for k in range(GPTFUZZ_QUESTIONS_PER_TEMPLATE):
-                question = questions[(i * 7 + k * 31) % len(questions)]
-                yield Example(row["text"].replace("[INSERT PROMPT HERE]", question), True, categorize(question),
+                filler = questions[(i * 7 + k * 31) % len(questions)]
+                yield Example(row["text"].replace("[INSERT PROMPT HERE]", filler), True, categorize(filler),
                               "gptfuzz_templates", "prompt", style="persona-template")
     if questions and (p := public / "gptfuzz_responses_labeled_train.csv").is_file():
         for row in _csv(p):
             reply = row["Response"].strip().strip('"').strip()
-            question = questions[int(row["question"])] if row["question"].isdigit() else ""
+            asked = questions[int(row["question"])] if row["question"].isdigit() else ""
             if reply:
                 harmful = row["label"] == "1"
-                yield Example(reply, harmful, categorize(question) if harmful else None, "gptfuzz_responses",
-                              "response", question, language=_script_language(reply), style="jailbreak-reply")
+                yield Example(reply, harmful, categorize(asked) if harmful else None, "gptfuzz_responses",
+                              "response", asked, language=_script_language(reply), style="jailbreak-reply")
     if (p := public / "cyberseceval_mitre_frr.json").is_file():
         for item in json.loads(p.read_text(encoding="utf-8")):
             yield Example(item["mutated_prompt"].strip(), False, "S2", "cyberseceval_mitre_frr", "prompt",

@@ -50,9 +50,10 @@ def evaluate(public: Path, own: Path, store: VectorStore, check_prompt: Callable
     prompts = [e for e in examples if e.kind == "prompt"]
     replies = [e for e in examples if e.kind == "response"]
     timings: dict[str, Any] = {}
-    for name, chosen, count, run in (
-            ("input_check_ms", prompts, LATENCY_SAMPLE, lambda e: check_prompt(e.text)),
-            ("output_filter_ms_per_reply", replies, LATENCY_SAMPLE // 4, lambda e: check_reply(e.context, e.text))):
+    runs: tuple[tuple[str, list[Example], int, Callable[[Example], object]], ...] = (
+        ("input_check_ms", prompts, LATENCY_SAMPLE, lambda e: check_prompt(e.text)),
+        ("output_filter_ms_per_reply", replies, LATENCY_SAMPLE // 4, lambda e: check_reply(e.context, e.text)))
+    for name, chosen, count, run in runs:
         sample = chosen[:: max(1, len(chosen) // count)][:count]
         if not sample:
             continue

@@ -30,14 +30,24 @@ from assistant.safety.features import reply_spans
 from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense
 from assistant.safety.judge import prompt_windows
 
-__all__ = ["Rows", "choose_threshold", "example_weights", "fit_rows", "generalization_report", "prompt_rows",
-           "reply_rows", "scores_of"]
+__all__ = [
+    "Rows",
+    "choose_threshold",
+    "example_weights",
+    "fit_rows",
+    "generalization_report",
+    "prompt_rows",
+    "reply_rows",
+    "scores_of",
+    "threshold_curve",
+]
 
 log = logging.getLogger(__name__)
 
 REPLY_CHARS = 1500            # of a training reply, the part read (the filter decides early)
 LOOKALIKE_WEIGHT = 3.0        # benign prompts that only sound dangerous: the over-refusal to avoid
 SOURCE_CAP = 1500             # a source counts as at most this many examples (none may dominate)
+BENIGN_TARGET = 0.03          # thresholds: the lowest that keeps pooled benign false blocks within this
 
 
 @dataclass
@@ -109,7 +119,8 @@ def example_weights(examples: Sequence[Example]) -> np.ndarray:
     if harmful.any() and (~harmful).any():
         w[harmful] *= 0.5 / w[harmful].sum()
         w[~harmful] *= 0.5 / w[~harmful].sum()
-    return w / w.mean()
+    result: np.ndarray = w / w.mean()
+    return result
 
 
 def fit_rows(rows: Rows, examples: Sequence[Example], weights: np.ndarray) -> Head:
@@ -125,25 +136,42 @@ def scores_of(head: Head, rows: Rows, count: int) -> np.ndarray:
     best = np.full(count, -np.inf)
     np.maximum.at(best, rows.example, logits)
     with np.errstate(over="ignore"):
-        out = 1.0 / (1.0 + np.exp(-best))
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-best))
     out[np.isneginf(best)] = np.nan
     return out
 
 
-def choose_threshold(scores: np.ndarray, examples: Sequence[Example], benign_target: float = 0.025,
-                     lookalike_target: float = 0.045) -> float:
-    """The lowest threshold at which the pooled false-block rate of plain benign examples stays within
-    ``benign_target`` and that of look-alikes (defensive-security requests among them) within
-    ``lookalike_target``: the issue's targets (3 % and 5 %) with a margin."""
+def choose_threshold(scores: np.ndarray, examples: Sequence[Example], benign_target: float = BENIGN_TARGET) -> float:
+    """The lowest threshold at which the pooled false-block rate of plain benign examples (everyday
+    requests and replies, not the look-alikes) stays within ``benign_target``, the issue's 3 % target.
+
+    Look-alikes are not part of the rule: on left-out sources no threshold keeps them within 5 % without
+    giving up most harmful prompts (docs/safety.md shows the whole curve), so they are reported, and the
+    guard model, when installed, decides the unsure ones."""
     benign = np.array([float(s) for s, e in zip(scores, examples, strict=True)
                        if not e.harmful and not e.category and not np.isnan(s)])
-    lookalike = np.array([float(s) for s, e in zip(scores, examples, strict=True)
-                          if not e.harmful and e.category and not np.isnan(s)])
-    for threshold in (i / 100 for i in range(5, 96)):  # exact hundredths: the threshold saved is the one tested
-        if (not len(benign) or np.mean(benign >= threshold) <= benign_target) and \
-                (not len(lookalike) or np.mean(lookalike >= threshold) <= lookalike_target):
+    if not len(benign):
+        return 0.5
+    for threshold in (i / 100 for i in range(5, 99)):  # exact hundredths: the threshold saved is the one tested
+        if np.mean(benign >= threshold) <= benign_target:
             return threshold
-    return 0.95
+    return 0.98
+
+
+def threshold_curve(scores: np.ndarray, examples: Sequence[Example]) -> list[dict[str, float]]:
+    """Pooled rates at thresholds 0.1 .. 0.95: harmful caught, benign and look-alikes blocked."""
+    kinds = {"harmful": [], "benign": [], "lookalike": []}  # type: dict[str, list[float]]
+    for s, e in zip(scores, examples, strict=True):
+        if not np.isnan(s):
+            kinds["harmful" if e.harmful else "lookalike" if e.category else "benign"].append(float(s))
+    curve = []
+    for threshold in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+        row = {"threshold": threshold}
+        for kind, values in kinds.items():
+            if values:
+                row[kind] = round(float(np.mean(np.array(values) >= threshold)), 4)
+        curve.append(row)
+    return curve
 
 
 def _group(examples: Sequence[Example], blocked: np.ndarray, key: Callable[[Example], str]) -> list[dict[str, Any]]:
@@ -183,6 +211,7 @@ def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Call
     split_blocked = random_split[split_mask] >= threshold
     return {
         "threshold": threshold,
+        "curve": threshold_curve(loso, examples),
         "loso": {"sources": _group(examples, loso_blocked, lambda e: e.source),
                  "languages": _group(examples, loso_blocked, lambda e: e.language),
                  "styles": _group(examples, loso_blocked, lambda e: e.style)},
