@@ -84,8 +84,9 @@ class GuardModel:
     """Owns its own Engine (a second llama.cpp model instance) for Llama Guard 3."""
 
     def __init__(self, path: Path, *, timeout_seconds: float = 60.0, include_s14: bool = True,
-                 context_length: int = 4096) -> None:
+                 context_length: int = 4096, use_model_template: bool = True) -> None:
         self.path = path
+        self._use_model_template = use_model_template
         self.name = f"llama-guard:{path.stem}"
         self._timeout = timeout_seconds
         self._include_s14 = include_s14
@@ -101,7 +102,7 @@ class GuardModel:
         format); else the format as the model card writes it."""
         turns = [m for m in conversation if m.role is not Role.SYSTEM]
         info = self._engine.model
-        if info is not None and info.chat_format == "jinja":
+        if self._use_model_template and info is not None and info.chat_format == "jinja":
             try:
                 return self._engine.tokenize_chat(turns)
             except Exception:
