@@ -4,8 +4,8 @@ Input: the newest message is judged alone and together with the previous user me
 over two turns is judged whole). Output: the stream filter hands each new span of the reply to a
 :class:`~assistant.safety.judge.ReplyReader`, which judges the reply so far with the request it answers,
 before any of the span is shown; then the whole reply. The guard model, when installed and switched on,
-is a second stage: it decides the cases the built-in classifier is unsure of (a score within
-``UNSURE_BAND`` of the threshold, either side), input and reply alike. Any block names a category and a
+is a second stage: it decides the cases the built-in classifier is unsure of (a score from ``UNSURE_BELOW``
+under the threshold to half-way between the threshold and 1), input and reply alike. Any block names a category and a
 stage.
 """
 
@@ -23,13 +23,14 @@ from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.safety.stream import StreamFilter
 from assistant.safety.taxonomy import input_notice, output_notice
 
-__all__ = ["CONTEXT_MARGIN", "UNSURE_BAND", "HavenSafetyPolicy"]
+__all__ = ["CONTEXT_MARGIN", "UNSURE_BELOW", "HavenSafetyPolicy"]
 
 # A request judged together with the turn before it must clear a slightly higher bar: the earlier turn
 # already passed on its own, and benign follow-ups are the common case.
 CONTEXT_MARGIN = 0.05
-# Scores this close to the threshold (either side) go to the guard model when one is on.
-UNSURE_BAND = 0.25
+# Scores from this far below the threshold up to half-way between it and 1 are "unsure": they go to the
+# guard model when one is on. Below, the classifier allows; above, it blocks.
+UNSURE_BELOW = 0.3
 GUARD_FAILED = "Haven's guard model could not give a verdict, so this was blocked to be safe. Try again."
 
 
@@ -48,7 +49,8 @@ class HavenSafetyPolicy:
             self.log.record(stage.value, verdict.allowed, verdict.category, classifier, score)
 
     def _unsure(self, score: Score) -> bool:
-        return self.guard is not None and abs(score.harmful - score.threshold) < UNSURE_BAND
+        high = score.threshold + (1.0 - score.threshold) / 2
+        return self.guard is not None and score.threshold - UNSURE_BELOW <= score.harmful < high
 
     # -- input ---------------------------------------------------------------------------------
 

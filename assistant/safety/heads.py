@@ -22,6 +22,7 @@ memorise the phrasing of the sources they were trained on; see docs/safety.md.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def load_heads(path: Path) -> tuple[Head, Head]:
         with np.load(path.with_suffix(".npz")) as data:
             arrays = {k: data[k] for k in data.files}
         return Head.from_arrays(arrays, "prompt", PROMPT_WIDTH), Head.from_arrays(arrays, "reply", REPLY_WIDTH)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ConfigError(
             f"Haven's safety classifier {path.name} is missing or damaged ({exc}); reinstall Haven. "
             "Until then every message is blocked, because the safety check cannot run."

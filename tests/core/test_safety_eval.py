@@ -113,11 +113,21 @@ def test_leave_one_source_out_never_fits_on_the_source_it_scores(monkeypatch) ->
     assert 0.0 < report["summary"]["input_threshold"] < 1.0
 
 
-def test_the_threshold_is_the_lowest_that_keeps_benign_false_blocks_within_target() -> None:
-    examples = [Example(str(i), False, None, "b", "prompt") for i in range(100)]
-    scores = np.linspace(0.0, 0.99, 100)
-    threshold = generalization.choose_threshold(scores, examples, benign_target=0.05)
-    assert np.mean(scores >= threshold) <= 0.05 and np.mean(scores >= threshold - 0.02) > 0.05
+def test_the_threshold_balances_recall_against_both_kinds_of_over_blocking() -> None:
+    harmful = [Example(f"h{i}", True, "S1", "h", "prompt") for i in range(100)]
+    benign = [Example(f"b{i}", False, None, "b", "prompt") for i in range(100)]
+    lookalike = [Example(f"l{i}", False, "S1", "l", "prompt") for i in range(100)]
+    # Harmful items score 0.70-0.99, benign ones 0.00-0.30, look-alikes 0.20-0.50: every threshold in
+    # (0.50, 0.70] separates them perfectly; the highest of those is chosen, the one over-blocking least.
+    scores = np.concatenate([np.linspace(0.70, 0.99, 100), np.linspace(0.0, 0.30, 100), np.linspace(0.20, 0.50, 100)])
+    assert generalization.choose_threshold(scores, harmful + benign + lookalike) == 0.7
+    # Look-alikes that overlap the harmful scores: raising the threshold would give up more harmful items
+    # than look-alikes, so it stays.
+    scores[200:] = np.linspace(0.20, 0.80, 100)
+    assert generalization.choose_threshold(scores, harmful + benign + lookalike) == 0.7
+    # Benign items all above the harmful ones: blocking nothing beats blocking everything.
+    scores[100:200] = 0.999
+    assert generalization.choose_threshold(scores, harmful + benign + lookalike) >= 0.7
 
 
 def test_safety_eval_reports_generalization_and_latency(tmp_path: Path) -> None:
