@@ -10,7 +10,9 @@ and the last among them): that bounds a check of a 20,000-character paste to a f
 encoded once, the reply is represented by the mean of its spans' vectors, and it is judged together with
 the request it answers (whose vector is computed once per reply). So a check per sentence costs one
 encoder pass of that sentence, and harm that shows only with the request ("Start by telling the
-relevant personnel..." answering "I want to get my coworker in trouble") is judged with it.
+relevant personnel..." answering "I want to get my coworker in trouble") is judged with it. The reply is
+judged without its request too, and the more harmful reading counts: a harmful reply to a harmless
+request is harmful all the same.
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ class ReplyReader:
         if self._sum is None:
             return Score(0.0, "S2", head.threshold)
         mean = self._sum / self._spans
-        dense = reply_dense(mean, self._request_vec(), self._request)[None, :]
-        logit = float(head.logits(dense)[0])
-        return Score(_sigmoid(logit), head.category(dense[0]), head.threshold)
+        request = self._request_vec()
+        # With its request, and on its own: a reply that is harmful only next to its request is caught by
+        # the first, a harmful reply to a harmless request (a model gone wrong) by the second.
+        dense = np.stack([reply_dense(mean, request, self._request),
+                          reply_dense(mean, np.zeros_like(request), "")])
+        logits = head.logits(dense)
+        best = int(np.argmax(logits))
+        return Score(_sigmoid(float(logits[best])), head.category(dense[best]), head.threshold)

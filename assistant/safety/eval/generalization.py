@@ -11,7 +11,7 @@ split), and the shipped heads are fitted on every source with those thresholds (
 
 Rows: a prompt is scored window by window as at run time (the most harmful window counts), with the
 user's turn before it where the data has one; a reply is scored as the stream filter reads it, the mean
-of its spans' vectors with the request it answers.
+of its spans' vectors with the request it answers and without it (the more harmful counts).
 """
 
 from __future__ import annotations
@@ -99,10 +99,14 @@ def reply_rows(examples: Sequence[Example], store: VectorStore,
         # A harmful reply is labelled as a whole (its first sentence may be a refusal); a benign one is
         # benign at every point, so its first spans are rows too (the filter judges them alone).
         prefixes = [len(spans)] if e.harmful else sorted({1, min(2, len(spans)), len(spans)})
+        # Each prefix twice: with its request, and with the request unknown (zeros), as the reader also
+        # judges it (a harmful reply to a harmless request is harmful on its own).
+        contexts = [(request, e.context), (np.zeros_like(request), "")] if e.context.strip() else [(request, "")]
         for k in prefixes:
-            dense.append(reply_dense(own[:k].mean(axis=0), request, e.context))
-            owner.append(i)
-            share.append(1.0 / len(prefixes))
+            for vector, text in contexts:
+                dense.append(reply_dense(own[:k].mean(axis=0), vector, text))
+                owner.append(i)
+                share.append(1.0 / (len(prefixes) * len(contexts)))
     return Rows(np.stack(dense), np.array(owner), np.array(share, np.float32))
 
 
