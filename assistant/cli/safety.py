@@ -120,8 +120,11 @@ def cmd_eval(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         if not args.json:
             print(message, file=sys.stderr, flush=True)
 
-    report = evaluate(public, own, store, lambda text: guarded_input_check(policy, [], text),
-                      lambda prompt, reply: output_verdict(policy, prompt, reply), progress)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):  # refitting heads: every core
+        report = evaluate(public, own, store, lambda text: guarded_input_check(policy, [], text),
+                          lambda prompt, reply: output_verdict(policy, prompt, reply), progress)
     if args.json:
         out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return 0

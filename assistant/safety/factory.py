@@ -24,7 +24,7 @@ from assistant.safety.policy import OutputGuard, SafetyPolicy, Verdict
 from assistant.safety.prompt import SAFETY_SYSTEM_PROMPT
 from assistant.settings import Settings
 
-__all__ = ["GUARD_MODEL_IDS", "UnavailablePolicy", "build_policy", "installed_guard"]
+__all__ = ["GUARD_MODEL_IDS", "UnavailablePolicy", "build_policy", "installed_guard", "single_threaded_blas"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,22 @@ class UnavailablePolicy:
         raise HavenError(self.reason)
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread for the whole process. The checks multiply small matrices, which one thread does as
+    fast; with more, OpenBLAS's workers stay spinning after each call on the very cores llama.cpp decodes
+    on, and decoding slowed to 0.89 of raw llama-cpp-python (0.96 with one thread; docs/performance.md)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def installed_guard(registry: ModelRegistry) -> str | None:
     return next((i for i in GUARD_MODEL_IDS if registry.find(i) is not None), None)
 
 
 def build_policy(paths: AppPaths, settings: Settings, registry: ModelRegistry,
                  warnings: list[str] | None = None) -> SafetyPolicy:
+    single_threaded_blas()
     try:
         prompt_head, reply_head = load_heads(resource_path("safety", "heads.npz"))
         judge = SafetyJudge(load_encoder(SHARED), prompt_head, reply_head)
