@@ -8,6 +8,10 @@ checks really take: the engine holds :meth:`ComputeShare.decode_step` around eac
 holds :meth:`ComputeShare.turn`, which waits at most for the decode step under way, and while a check
 waits, the engine does not start another step.
 
+Taking turns is not enough on its own: NumPy's BLAS (OpenBLAS) keeps its worker threads spinning for a
+while after each call, on the cores llama.cpp decodes on, and that cost a tenth of decode speed until the
+checks were given one BLAS thread (``safety.factory.single_threaded_blas``).
+
 One share per process (:data:`SHARED`); tests make their own.
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from assistant.safety.normalise import jailbreak_signals, normalise, readable_vi
 
 REPO = Path(__file__).resolve().parents[2]
 OWN = REPO / "training" / "data"
-SHARED = REPO.parent / "shared" / "safety-data"
+SHARED = Path(os.environ.get("HAVEN_SAFETY_DATA") or REPO.parent / "shared" / "safety-data")
 
 
 # -- normalisation ---------------------------------------------------------------------------------
@@ -131,6 +132,8 @@ def test_the_threshold_balances_recall_against_both_kinds_of_over_blocking() -> 
 
 
 def test_safety_eval_reports_generalization_and_latency(tmp_path: Path) -> None:
+    if not SHARED.is_dir():
+        pytest.fail(f"the shared safety data is missing at {SHARED}")
     own, public = tmp_path / "own", tmp_path / "public"
     own.mkdir()
     public.mkdir()
