@@ -33,26 +33,37 @@ from assistant.safety.encoder import DIMENSION
 from assistant.safety.normalise import JAILBREAK_PATTERNS, jailbreak_signals
 from assistant.safety.taxonomy import CODES
 
-__all__ = ["PROMPT_WIDTH", "REPLY_WIDTH", "Head", "fit_head", "load_heads", "prompt_dense", "reply_dense",
-           "save_heads"]
+__all__ = [
+    "PROMPT_WIDTH",
+    "REPLY_WIDTH",
+    "Head",
+    "fit_head",
+    "load_heads",
+    "prompt_dense",
+    "reply_dense",
+    "save_heads",
+    "signal_row",
+]
 
 SIGNALS = tuple(JAILBREAK_PATTERNS)
 PROMPT_WIDTH = DIMENSION + len(SIGNALS) + 1
 REPLY_WIDTH = 3 * DIMENSION + len(SIGNALS) + 1
 
 
-def _signal_row(text: str) -> np.ndarray:
+def signal_row(text: str) -> np.ndarray:
+    """The text's jailbreak signals as features (one per family, then "any"): computed once per prompt or
+    request, then shared by all its windows or reply spans."""
     found = jailbreak_signals(text)
     return np.array([found[name] for name in SIGNALS] + [any(found.values())], dtype=np.float32)
 
 
-def prompt_dense(vector: np.ndarray, whole_prompt: str) -> np.ndarray:
-    return np.concatenate([vector.astype(np.float32), _signal_row(whole_prompt)])
+def prompt_dense(vector: np.ndarray, prompt_signals: np.ndarray) -> np.ndarray:
+    return np.concatenate([vector.astype(np.float32), prompt_signals])
 
 
-def reply_dense(reply_mean: np.ndarray, request: np.ndarray, request_text: str) -> np.ndarray:
+def reply_dense(reply_mean: np.ndarray, request: np.ndarray, request_signals: np.ndarray) -> np.ndarray:
     return np.concatenate([reply_mean, request, reply_mean * request * np.sqrt(DIMENSION),
-                           _signal_row(request_text)]).astype(np.float32)
+                           request_signals]).astype(np.float32)
 
 
 class Head:

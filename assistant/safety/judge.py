@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.safety.encoder import SentenceEncoder
+from assistant.safety.encoder import DIMENSION, SentenceEncoder
 from assistant.safety.features import windows
-from assistant.safety.heads import Head, prompt_dense, reply_dense
+from assistant.safety.heads import Head, prompt_dense, reply_dense, signal_row
 from assistant.safety.normalise import readable_views
 
 __all__ = ["ENCODED_WINDOWS", "ReplyReader", "SafetyJudge", "Score", "prompt_windows"]
@@ -72,7 +72,8 @@ class SafetyJudge:
             chosen = np.linspace(0, len(parts) - 1, ENCODED_WINDOWS).round().astype(int)
             parts = [parts[i] for i in sorted(set(chosen.tolist()))]
         vectors = self.encoder.vectors(parts)
-        dense = np.stack([prompt_dense(v, text) for v in vectors])
+        signals = signal_row(text)
+        dense = np.stack([prompt_dense(v, signals) for v in vectors])
         logits = self.prompt_head.logits(dense)
         best = int(np.argmax(logits))
         return Score(_sigmoid(float(logits[best])), self.prompt_head.category(dense[best]),
@@ -89,13 +90,15 @@ class ReplyReader:
         self._judge = judge
         self._request = request
         self._request_vector: np.ndarray | None = None
+        self._request_signals = signal_row(request)
+        self._no_request = (np.zeros(DIMENSION, np.float32), signal_row(""))
         self._sum: np.ndarray | None = None
         self._spans = 0
 
     def _request_vec(self) -> np.ndarray:
         if self._request_vector is None:
             self._request_vector = self._judge.encoder.vector(self._request[-2000:]) if self._request.strip() \
-                else np.zeros_like(self._judge.encoder.vector("."))
+                else self._no_request[0]
         return self._request_vector
 
     def add(self, span: str) -> Score:
@@ -114,8 +117,7 @@ class ReplyReader:
         request = self._request_vec()
         # With its request, and on its own: a reply that is harmful only next to its request is caught by
         # the first, a harmful reply to a harmless request (a model gone wrong) by the second.
-        dense = np.stack([reply_dense(mean, request, self._request),
-                          reply_dense(mean, np.zeros_like(request), "")])
+        dense = np.stack([reply_dense(mean, request, self._request_signals), reply_dense(mean, *self._no_request)])
         logits = head.logits(dense)
         best = int(np.argmax(logits))
         return Score(_sigmoid(float(logits[best])), head.category(dense[best]), head.threshold)

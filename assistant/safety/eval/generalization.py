@@ -27,7 +27,7 @@ import numpy as np
 from assistant.safety.eval.datasets import Example, split_of
 from assistant.safety.eval.vectors import VectorStore
 from assistant.safety.features import reply_spans
-from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense
+from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense, signal_row
 from assistant.safety.judge import prompt_windows
 
 __all__ = [
@@ -74,9 +74,9 @@ def prompt_rows(examples: Sequence[Example], store: VectorStore,
     dense, owner, share = [], [], []
     row = 0
     for i, (e, parts) in enumerate(zip(examples, parts_of, strict=True)):
-        whole = _prompt_text(e)
+        signals = signal_row(_prompt_text(e))
         for _ in parts:
-            dense.append(prompt_dense(vectors[row], whole))
+            dense.append(prompt_dense(vectors[row], signals))
             owner.append(i)
             share.append(1.0 / len(parts))
             row += 1
@@ -101,10 +101,11 @@ def reply_rows(examples: Sequence[Example], store: VectorStore,
         prefixes = [len(spans)] if e.harmful else sorted({1, min(2, len(spans)), len(spans)})
         # Each prefix twice: with its request, and with the request unknown (zeros), as the reader also
         # judges it (a harmful reply to a harmless request is harmful on its own).
-        contexts = [(request, e.context), (np.zeros_like(request), "")] if e.context.strip() else [(request, "")]
+        alone = (np.zeros_like(request), signal_row(""))
+        contexts = [(request, signal_row(e.context)), alone] if e.context.strip() else [(request, alone[1])]
         for k in prefixes:
-            for vector, text in contexts:
-                dense.append(reply_dense(own[:k].mean(axis=0), vector, text))
+            for vector, signals in contexts:
+                dense.append(reply_dense(own[:k].mean(axis=0), vector, signals))
                 owner.append(i)
                 share.append(1.0 / (len(prefixes) * len(contexts)))
     return Rows(np.stack(dense), np.array(owner), np.array(share, np.float32))
