@@ -34,6 +34,7 @@ from ui.main_window import MainWindow
 from ui.models_dialog import DownloadBridge, ModelsDialog
 from ui.settings_dialog import SettingsDialog
 from ui.shutdown import CleanExit, end_with_running_threads
+from ui.theme import current_theme, style_sheet
 from ui.workers import TaskWorker, live_threads, start
 
 __all__ = ["HavenApp", "main"]
@@ -42,8 +43,10 @@ log = logging.getLogger(__name__)
 
 
 def apply_theme(app: QApplication, theme: Theme) -> None:
+    """Settings choose light or dark, or (the default) follow the OS; the window's style sheet follows."""
     scheme = {Theme.DARK: Qt.ColorScheme.Dark, Theme.LIGHT: Qt.ColorScheme.Light}.get(theme, Qt.ColorScheme.Unknown)
     app.styleHints().setColorScheme(scheme)
+    app.setStyleSheet(style_sheet(current_theme()))
 
 
 class HavenApp(QObject):
@@ -69,10 +72,14 @@ class HavenApp(QObject):
         self.window.model_switcher = self.switch_model
         install_excepthook(self.window)
         apply_theme(app, self.settings.theme)
+        app.styleHints().colorSchemeChanged.connect(self._scheme_changed)  # the OS switched light/dark
         for warning in self.core.take_warnings():
             show_error(self.window, warning)
         self._welcome()
         self.load_model()
+
+    def _scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
+        self.app.setStyleSheet(style_sheet(current_theme()))  # the transcript follows on its own
 
     def _welcome(self) -> None:
         """First run: the starter model is ready; recommend the best model that fits this computer."""
@@ -248,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         at = arguments.index("--bench-probe")
         return bench_probe.main(int(arguments[at + 1]), Path(arguments[at + 2]))
+    if "--bench-probe-long" in arguments:  # the long-conversation probe: `haven --bench-probe-long FILE`
+        from ui import bench_probe
+
+        at = arguments.index("--bench-probe-long")
+        return bench_probe.main(0, Path(arguments[at + 1]), long_conversation=True)
     configure_logging(AppPaths.from_environment(), debug="--debug" in (argv or sys.argv))
     app = QApplication(list(argv or sys.argv))
     app.setApplicationName("Haven")

@@ -7,6 +7,11 @@ Then it quits and writes one JSON object to FILE (a file, not stdout: the frozen
 GUI program without one). ``haven-cli bench`` runs it as an option of the ``haven`` executable in a fresh
 process, exactly the program people start, so start-up is measured from process start (the parent passes
 its spawn time in ``HAVEN_BENCH_T0``), and peak memory is this process's own.
+
+``haven --bench-probe-long FILE`` is the long-conversation probe (:class:`LongProbe`): the data folder holds
+a conversation of many exchanges (:mod:`assistant.bench.long_conversation`); once the model is loaded the
+probe opens it in the window (timed until the transcript is laid out and painted), then streams a reply of
+the same shape into it through the view's streaming path at a model's pace, watching the UI thread.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from assistant.app_logging import configure_logging
+from assistant.bench.long_conversation import STREAM_SECONDS, long_reply
 from assistant.paths import AppPaths
 from ui.app import HavenApp
+from ui.chat_view import ViewMessage
 
 SPAWN_TIME_VARIABLE = "HAVEN_BENCH_T0"  # time.time() in the parent just before it started this process
 HEARTBEAT_MS = 5
@@ -170,10 +177,73 @@ class Probe(QObject):
         return self.figures
 
 
-def main(max_tokens: int, out: Path) -> int:
-    """Run by ``ui.app.main`` for ``haven --bench-probe TOKENS FILE``."""
+class LongProbe(Probe):
+    """Opens the data folder's long conversation, then streams a reply into it; see the module docstring."""
+
+    def __init__(self, spawned_at: float) -> None:
+        super().__init__(spawned_at, max_tokens=0)
+        self._reply = long_reply(0) * 3  # ~1,700 characters: a paragraph, code and a table, three times
+        self._fed = 0
+        self._stream_started = 0.0
+        self.feeder = QTimer()
+        self.feeder.setInterval(33)  # the turn worker's batches: at most ~30 a second
+        self.feeder.timeout.connect(self._feed)
+
+    def _model_ready(self) -> None:
+        self._note_memory("before_open")
+        summaries = self.haven.store.list_conversations()
+        if not summaries:
+            self.figures["error"] = "the data folder holds no conversation"
+            QTimer.singleShot(0, self.app.quit)
+            return
+        conversation = max(summaries, key=lambda c: c.messages)
+        started = time.perf_counter()
+        self.window.open_conversation(conversation.id)
+        self.app.processEvents()
+        self.window.chat.viewport().repaint()  # laid out and drawn, as the person sees it
+        self.figures["long_load_ms"] = (time.perf_counter() - started) * 1000.0
+        self.figures["long_messages"] = conversation.messages
+        self._note_memory("opened")
+        QTimer.singleShot(200, self._start_stream)
+
+    def _start_stream(self) -> None:
+        chat = self.window.chat
+        chat.add(ViewMessage("user", "One more, please."))
+        chat.add(ViewMessage("assistant", "", complete=False))
+        self._stream_started = time.perf_counter()
+        self._streaming = True
+        self._last_beat = time.perf_counter()
+        self.heartbeat.start()
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        """Hand the view what a model would have released by now: the UI's stalls do not slow the model."""
+        elapsed = time.perf_counter() - self._stream_started
+        due = min(len(self._reply), int(len(self._reply) * elapsed / STREAM_SECONDS))
+        if due > self._fed:
+            self.window.chat.append_text(self._reply[self._fed:due])
+            self._fed = due
+        if self._fed >= len(self._reply):
+            self.feeder.stop()
+            self.window.chat.replace_last(ViewMessage("assistant", self._reply))
+            QTimer.singleShot(300, self._finish)  # the last render and a few heartbeats after it
+
+    def _finish(self) -> None:
+        self._streaming = False
+        self.heartbeat.stop()
+        self._note_memory("streamed")
+        self.figures.update({"long_max_stall_ms": max(0.0, self.max_gap_ms - HEARTBEAT_MS),
+                             "long_heartbeats": self.beats, "long_rss_mb": self.figures["rss_mb"]["streamed"],
+                             "long_rss_growth_mb": round(self.figures["rss_mb"]["streamed"]
+                                                         - self.figures["rss_mb"]["before_open"], 1)})
+        QTimer.singleShot(0, self.app.quit)
+
+
+def main(max_tokens: int, out: Path, *, long_conversation: bool = False) -> int:
+    """Run by ``ui.app.main`` for ``haven --bench-probe TOKENS FILE`` and ``haven --bench-probe-long FILE``."""
     spawned_at = float(os.environ.get(SPAWN_TIME_VARIABLE) or time.time())
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    figures = Probe(spawned_at, max_tokens).run()
+    probe = LongProbe(spawned_at) if long_conversation else Probe(spawned_at, max_tokens)
+    figures = probe.run()
     out.write_text(json.dumps(figures), encoding="utf-8")
     return 0

@@ -1,17 +1,24 @@
 """The main window: conversations on the left, the chat on the right, the message box below.
 
-Keyboard: Enter sends, Shift+Enter starts a new line, Esc stops a reply, Ctrl+N starts a new chat,
-Ctrl+R regenerates the last reply, Ctrl+E edits and resends the last message, Ctrl+= / Ctrl+- change
-the text size, Ctrl+M opens the model manager, Ctrl+, the settings.
+Keyboard: Enter sends, Shift+Enter starts a new line, Esc stops a reply (or cancels an edit), Ctrl+N
+starts a new chat, Ctrl+R regenerates the reply the transcript's keyboard focus is on (else the last),
+Ctrl+E edits the user message it is on (else the last one), Alt+Left / Alt+Right switch between its
+versions, Ctrl+= / Ctrl+- / Ctrl+0 change the text size, Ctrl+M opens the model manager, Ctrl+, the
+settings, Ctrl+O imports conversations. F6 moves between the conversation list, the transcript and the
+message box.
+
+Edit and regenerate never lose anything: the session stores the new message or reply as a sibling of
+the old one (a branch), and the transcript's arrows ("‹ 2 / 3 ›") switch between them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
@@ -31,11 +38,11 @@ from PySide6.QtWidgets import (
 
 from assistant.export import conversations_to_markdown, export_json
 from assistant.session import ChatSession, TurnResult
-from assistant.store import Store
+from assistant.store import Store, StoredMessage
 from ui.chat_view import ChatView, ViewMessage
 from ui.conversation_list import ConversationList
 from ui.errors import show_error
-from ui.workers import TurnWorker, start
+from ui.workers import TaskWorker, Turn, TurnWorker, start
 
 __all__ = ["MainWindow"]
 
@@ -44,12 +51,21 @@ log = logging.getLogger(__name__)
 CLOSE_WAIT_MS = 1500
 
 
+def view_messages(stored: list[StoredMessage]) -> list[ViewMessage]:
+    """The store's branch on screen, as the transcript shows it."""
+    return [ViewMessage(m.role, m.content, m.complete, m.blocked, m.category, message_id=m.id, created=m.created,
+                        model=m.model if m.role == "assistant" else None, sibling_index=m.sibling_index,
+                        sibling_count=m.sibling_count, reasoning=m.reasoning, reasoning_ms=m.reasoning_ms)
+            for m in stored]
+
+
 class MessageBox(QPlainTextEdit):
     """Enter sends; Shift+Enter is a new line."""
 
     def __init__(self, send: Callable[[], None]) -> None:
         super().__init__()
         self._send = send
+        self.setObjectName("message-box")
         self.setPlaceholderText("Message Haven…  (Enter sends, Shift+Enter for a new line)")
         self.setAccessibleName("Message")
         self.setMaximumHeight(120)
@@ -73,6 +89,8 @@ class MainWindow(QMainWindow):
         self.turn: TurnWorker | None = None
         self.turn_thread: QThread | None = None
         self._unsent: str | None = None  # the message of a turn that has not been stored yet
+        self._editing: int | None = None  # the id of the user message the box holds a new version of
+        self._import_thread: QThread | None = None
         self.settings_opener: Callable[[], None] | None = None
         self.models_opener: Callable[[], None] | None = None
         self.model_switcher: Callable[[str], None] | None = None  # per-conversation model
@@ -84,6 +102,10 @@ class MainWindow(QMainWindow):
         self.chat = ChatView()
         self.chat.refused_link.connect(
             lambda url: self.statusBar().showMessage(f"Haven does not open this kind of link: {url}", 5000))
+        self.chat.copied.connect(lambda text: self.statusBar().showMessage(text, 3000))
+        self.chat.edit_requested.connect(self.edit_message)
+        self.chat.regenerate_requested.connect(self.regenerate_reply)
+        self.chat.branch_requested.connect(self.switch_branch)
         self.input = MessageBox(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send")
@@ -134,25 +156,32 @@ class MainWindow(QMainWindow):
     def _actions(self) -> None:
         menu = self.menuBar().addMenu("&Chat")
         new = QAction("&New chat", self, shortcut=QKeySequence("Ctrl+N"), triggered=self.new_chat)
-        stop = QAction("&Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape), triggered=self.stop)
+        stop = QAction("&Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape), triggered=self.stop_or_cancel_edit)
         settings = QAction("Se&ttings…", self, shortcut=QKeySequence("Ctrl+,"),
                            triggered=lambda: self.settings_opener() if self.settings_opener else None)
         models = QAction("&Models…", self, shortcut=QKeySequence("Ctrl+M"),
                          triggered=lambda: self.models_opener() if self.models_opener else None)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
-        for action in (new, stop, models, settings, quit_action):
+        import_action = QAction("&Import conversations…", self, shortcut=QKeySequence("Ctrl+O"),
+                                triggered=self.import_conversations)
+        for action in (new, stop, import_action, models, settings, quit_action):
             menu.addAction(action)
             self.addAction(action)
         edit = self.menuBar().addMenu("&Message")
         for label, key, handler in (
-            ("&Regenerate last reply", "Ctrl+R", self.regenerate),
-            ("&Edit and resend last message", "Ctrl+E", self.edit_last),
-            ("&Copy last reply", "Ctrl+Shift+C", self.copy_last_reply),
+            ("&Regenerate reply", "Ctrl+R", self.regenerate),
+            ("&Edit message", "Ctrl+E", self.edit_last),
+            ("&Previous version", "Alt+Left", lambda: self.chat.activate(self.chat.current_row(), "previous")),
+            ("&Next version", "Alt+Right", lambda: self.chat.activate(self.chat.current_row(), "next")),
+            ("Show or hide &thinking", "Ctrl+T", lambda: self.chat.toggle_thinking(self._last_reply_row())),
+            ("&Copy reply", "Ctrl+Shift+C", self.copy_last_reply),
             ("Copy last code &block", "Ctrl+Shift+B", self.copy_last_code),
+            ("Go to the &transcript", "Ctrl+L", self._focus_transcript),
             ("Conversation &instructions…", "Ctrl+I", self.edit_instructions),
             ("E&xport conversation…", "Ctrl+Shift+E", self.export_conversation),
-            ("&Larger text", "Ctrl+=", lambda: self.chat.zoomIn(1)),
-            ("&Smaller text", "Ctrl+-", lambda: self.chat.zoomOut(1)),
+            ("&Larger text", "Ctrl+=", lambda: self.chat.zoom_by(1)),
+            ("&Smaller text", "Ctrl+-", lambda: self.chat.zoom_by(-1)),
+            ("&Default text size", "Ctrl+0", lambda: self.chat.zoom_by(0)),
         ):
             action = QAction(label, self, shortcut=QKeySequence(key), triggered=handler)
             edit.addAction(action)
@@ -196,10 +225,7 @@ class MainWindow(QMainWindow):
         model = self.store.conversation(conversation_id).model
         if self.model_switcher is not None and self.session is not None and model != self.session.model_id:
             self.model_switcher(model)
-        self.chat.set_messages([
-            ViewMessage(m.role, m.content, m.complete, m.blocked, m.category)
-            for m in self.store.messages(conversation_id)
-        ])
+        self.chat.set_messages(view_messages(self.store.messages(conversation_id)))
 
     def _deleted(self, conversation_id: str) -> None:
         if conversation_id == self.conversation_id:
@@ -214,11 +240,22 @@ class MainWindow(QMainWindow):
             return
         self.input.clear()
         self._unsent = typed
+        session, conversation, editing = self.session, self.conversation_id, self._editing
+        turn: Turn | None = None
+        if editing is not None and conversation is not None:
+            self.chat.truncate(self._row_of(editing))
+            turn = functools.partial(lambda c, m, t, cancel: session.edit(c, m, t, cancel=cancel),
+                                     conversation, editing, text)
+        self._set_editing(None)
         self.chat.add(ViewMessage("user", text))
-        self.chat.add(ViewMessage("assistant", "", complete=False))
-        worker = TurnWorker(self.session, text, self.conversation_id)
+        self._start_turn(TurnWorker(session, text, conversation, turn=turn))
+
+    def _start_turn(self, worker: TurnWorker) -> None:
+        self.chat.add(ViewMessage("assistant", "", complete=False, model=self.model_status.text() or None))
         worker.turn_started.connect(self._turn_started)
         worker.text.connect(self.chat.append_text)
+        worker.reasoning.connect(self.chat.append_reasoning)
+        worker.reasoning_done.connect(self.chat.set_reasoning_time)
         worker.finished.connect(self._turn_finished)
         worker.failed.connect(self._turn_failed)
         worker.done.connect(self._turn_done)
@@ -240,7 +277,9 @@ class MainWindow(QMainWindow):
 
     def _turn_finished(self, result: TurnResult) -> None:
         self.chat.replace_last(ViewMessage("assistant", result.reply, result.complete, result.blocked,
-                                           result.category))
+                                           result.category, message_id=result.reply_message_id,
+                                           model=result.model, reasoning=result.reasoning,
+                                           reasoning_ms=result.reasoning_ms))
         if result.blocked:
             self.statusBar().showMessage("The safety system stopped this turn.", 8000)
         else:
@@ -250,11 +289,12 @@ class MainWindow(QMainWindow):
 
     def _turn_failed(self, message: str, details: str) -> None:
         unsent, self._unsent = self._unsent, None
+        if unsent is None and self.conversation_id is not None:  # stored: show what the store has
+            self.chat.show_branch(view_messages(self.store.messages(self.conversation_id)))
         if self.chat.messages and self.chat.messages[-1].role == "assistant" and not self.chat.messages[-1].content:
-            self.chat.messages.pop()
+            self.chat.pop()
             if unsent is not None and self.chat.messages and self.chat.messages[-1].role == "user":
-                self.chat.messages.pop()  # refused before it was stored (too long, say): back to the box
-            self.chat.render_now()
+                self.chat.pop()  # refused before it was stored (too long, say): back to the box
         if unsent is not None and not self.input.toPlainText():
             self.input.setPlainText(unsent)
         show_error(self, message, details)
@@ -263,50 +303,144 @@ class MainWindow(QMainWindow):
         self.turn = None
         self.turn_thread = None
         self.stop_button.setEnabled(False)
+        if self.conversation_id is not None:  # ids, times and the "2 / 3" counts from the store
+            self.chat.show_branch(view_messages(self.store.messages(self.conversation_id)))
         self.sidebar.refresh()
         self.set_ready(self.session is not None)
 
-    # -- editing the conversation -------------------------------------------------------------
+    # -- editing the conversation: edit, regenerate, branches ----------------------------------
 
-    def _rewind(self) -> str | None:
-        """Have the session remove the last user message and its reply; return the message's text."""
-        if self.turn is not None or self.conversation_id is None:
-            return None
+    def _needs_model(self) -> bool:
         if self.session is None:
             self.statusBar().showMessage("Regenerate and edit need a model: wait for it to load, or choose one.",
                                          5000)
-            return None
-        text = self.session.rewind_to_last_user(self.conversation_id)
-        if text is not None:
-            self.open_conversation(self.conversation_id)
-        return text
+            return True
+        return False
+
+    def _row_of(self, message_id: int) -> int:
+        return next((row for row, m in enumerate(self.chat.messages) if m.message_id == message_id),
+                    len(self.chat.messages))
+
+    def _chosen_row(self, role: str) -> int:
+        """The message of ``role`` the transcript's keyboard focus is on, else the last one."""
+        rows = [row for row, m in enumerate(self.chat.messages) if m.role == role and m.message_id is not None]
+        if not rows:
+            return -1
+        current = self.chat.currentIndex().row()
+        return current if current in rows else rows[-1]
+
+    def _last_reply_row(self) -> int:
+        return self._chosen_row("assistant")
 
     def regenerate(self) -> None:
-        text = self._rewind()
-        if text is not None:
-            self.input.setPlainText(text)
-            self.send()
+        """Ctrl+R: a new reply for the reply the transcript is on (else the last); the old one stays."""
+        row = self._chosen_row("assistant")
+        if row >= 0:
+            self.regenerate_reply(self.chat.messages[row].message_id or 0)
+
+    def regenerate_reply(self, reply_id: int) -> None:
+        if self.turn is not None or self.conversation_id is None or self._needs_model():
+            return
+        assert self.session is not None
+        session, conversation = self.session, self.conversation_id
+        self.chat.truncate(self._row_of(reply_id))
+        turn = functools.partial(lambda c, m, cancel: session.regenerate(c, m, cancel=cancel), conversation, reply_id)
+        self._start_turn(TurnWorker(session, "", conversation, turn=turn))
 
     def edit_last(self) -> None:
-        text = self._rewind()
-        if text is not None:
-            self.input.setPlainText(text)
-            self.input.setFocus()
+        """Ctrl+E: edit the user message the transcript is on (else the last one)."""
+        row = self._chosen_row("user")
+        if row >= 0:
+            self.edit_message(self.chat.messages[row].message_id or 0)
+
+    def edit_message(self, message_id: int) -> None:
+        """Put a message of the user's in the box; sending it stores a new version (the old one stays)."""
+        if self.turn is not None or self._needs_model():
+            return
+        row = self._row_of(message_id)
+        if row >= len(self.chat.messages):
+            return
+        self._set_editing(message_id)
+        self.input.setPlainText(self.chat.messages[row].content)
+        self.input.setFocus()
+
+    def _set_editing(self, message_id: int | None) -> None:
+        self._editing = message_id
+        if message_id is None:
+            self.send_button.setText("Send")
+        else:
+            self.send_button.setText("Send edit")
+            self.statusBar().showMessage("Editing your message: Enter sends it as a new version (the old one "
+                                         "stays, one arrow away); Esc cancels.")
+
+    def stop_or_cancel_edit(self) -> None:
+        if self.turn is None and self._editing is not None:
+            self._set_editing(None)
+            self.input.clear()
+            self.statusBar().showMessage("Edit cancelled.", 3000)
+        else:
+            self.stop()
+
+    def switch_branch(self, message_id: int, step: int) -> None:
+        if self.turn is not None or self.conversation_id is None:
+            return
+        branch = self.store.switch_branch(self.conversation_id, message_id, step)
+        self.chat.show_branch(view_messages(branch))
+        row = self._row_of(message_id)
+        moved = branch[row] if row < len(branch) else None
+        if moved is not None:
+            self.statusBar().showMessage(f"Version {moved.sibling_index} of {moved.sibling_count}.", 3000)
+
+    def _focus_transcript(self) -> None:
+        self.chat.setFocus()
+        if not self.chat.currentIndex().isValid() and self.chat.messages:
+            self.chat.setCurrentIndex(self.chat.model().index(len(self.chat.messages) - 1, 0))
 
     def _last_reply(self) -> str:
-        return next((m.content for m in reversed(self.chat.messages) if m.role == "assistant"), "")
+        row = self._chosen_row("assistant")
+        return self.chat.messages[row].content if row >= 0 else ""
 
     def copy_last_reply(self) -> None:
         QGuiApplication.clipboard().setText(self._last_reply())
-        self.statusBar().showMessage("Copied the last reply.", 3000)
+        self.statusBar().showMessage("Copied the reply.", 3000)
 
     def copy_last_code(self) -> None:
-        blocks = re.findall(r"```[^\n]*\n(.*?)```", self._last_reply(), re.DOTALL)
+        row = self._chosen_row("assistant")
+        blocks = self.chat.code_blocks(row) if row >= 0 else []
         if blocks:
-            QGuiApplication.clipboard().setText(blocks[-1].rstrip("\n"))
+            QGuiApplication.clipboard().setText(blocks[-1])
             self.statusBar().showMessage("Copied the last code block.", 3000)
         else:
-            self.statusBar().showMessage("The last reply has no code block.", 3000)
+            self.statusBar().showMessage("The reply has no code block.", 3000)
+
+    def import_conversations(self, path: str | None = None) -> None:
+        """Chat > Import: Haven's JSON export or a ChatGPT ``conversations.json``; all or nothing."""
+        chosen = path or QFileDialog.getOpenFileName(self, "Import conversations", "",
+                                                     "Conversation exports (*.json);;All files (*)")[0]
+        if not chosen:
+            return
+        from assistant.importing import import_file  # only when asked: start-up does not pay for it
+
+        store = self.store
+        worker = TaskWorker(lambda: import_file(store, Path(chosen)))  # a big export takes a while to read
+        worker.result.connect(self._imported)  # bound methods: queued to the UI thread
+        worker.failed.connect(self._import_failed)
+        self.statusBar().showMessage(f"Importing {Path(chosen).name}…")
+        self._import_thread = start(worker, worker.run)
+
+    def _imported(self, result: Any) -> None:  # assistant.importing.ImportResult
+        created = [c.id for c in result.conversations]
+        self.sidebar.refresh()
+        self.statusBar().showMessage(
+            f"Imported {len(created)} conversation{'s' if len(created) != 1 else ''} "
+            f"({result.messages} messages, {result.format.value} format).", 8000)
+        if created and self.turn is None:
+            self.open_conversation(created[0])
+            self.sidebar.select(created[0])
+
+    def _import_failed(self, message: str, details: str) -> None:
+        self.statusBar().clearMessage()
+        show_error(self, message, details)
 
     def edit_instructions(self) -> None:
         if self.conversation_id is None:

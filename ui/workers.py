@@ -11,13 +11,21 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from assistant.errors import HavenError
-from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
+from assistant.session import (
+    ChatSession,
+    ReasoningDone,
+    ReasoningReleased,
+    TextReleased,
+    TurnEvent,
+    TurnResult,
+    TurnStarted,
+)
 
 __all__ = ["TaskWorker", "TurnWorker", "live_threads", "start"]
 
@@ -85,33 +93,50 @@ class TaskWorker(QObject):
             self.done.emit()
 
 
+Turn = Callable[[threading.Event], Iterator[TurnEvent]]  # a session operation, given the cancel flag
+
+
 class TurnWorker(QObject):
-    """One chat turn. ``cancel`` (set from the UI thread) stops it within a token."""
+    """One chat turn: a new message (``send``), or ``turn`` (an edit or a regenerate, any of the session's
+    operations that yield turn events). ``cancel`` (set from the UI thread) stops it within a token.
+
+    Only released text ever leaves here: the events carry nothing the output filter has not passed."""
 
     turn_started = Signal(str, int)
     text = Signal(str)
+    reasoning = Signal(str)         # released thinking text
+    reasoning_done = Signal(float)  # how long the thinking took, ms
     finished = Signal(object)
     failed = Signal(str, str)
     done = Signal()
 
     def __init__(self, session: ChatSession, message: str, conversation_id: str | None,
-                 instructions: str | None = None) -> None:
+                 instructions: str | None = None, *, turn: Turn | None = None) -> None:
         super().__init__()
         self.cancel = threading.Event()
         self._session = session
         self._message = message
         self._conversation_id = conversation_id
         self._instructions = instructions
+        self._turn = turn
+
+    def _events(self) -> Iterator[TurnEvent]:
+        if self._turn is not None:
+            return self._turn(self.cancel)
+        return self._session.send(self._message, self._conversation_id, cancel=self.cancel,
+                                  instructions=self._instructions)
 
     @Slot()
     def run(self) -> None:
         pending: list[str] = []
         last = time.monotonic()
         try:
-            events = self._session.send(self._message, self._conversation_id, cancel=self.cancel,
-                                        instructions=self._instructions)
-            for event in events:
-                if isinstance(event, TextReleased):
+            for event in self._events():
+                if isinstance(event, ReasoningReleased):
+                    self.reasoning.emit(event.text)
+                elif isinstance(event, ReasoningDone):
+                    self.reasoning_done.emit(event.duration_ms)
+                elif isinstance(event, TextReleased):
                     pending.append(event.text)
                     if time.monotonic() - last >= BATCH_SECONDS:
                         self.text.emit("".join(pending))

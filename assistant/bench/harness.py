@@ -12,7 +12,9 @@ or safety log. The parts:
 3. the safety system's latency and its share of the turns' time;
 4. a 1,000-token reply: the speed near the 1,000th token against the 50th;
 5. the desktop app in a fresh process (:mod:`ui.bench_probe`): start-up to window and to first text,
-   peak memory, and the longest stall of the UI thread while a reply streams.
+   peak memory, and the longest stall of the UI thread while a reply streams;
+6. the desktop app on a long conversation (:mod:`assistant.bench.long_conversation`): the time to open
+   1,000 exchanges, the longest UI stall while a reply streams into it, and the process's memory.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from assistant.bench.long_conversation import LONG_EXCHANGES, seed_long_conversation
 from assistant.bench.probes import TimedPolicy, TokenClock, percentile, tokens_per_second_near
 from assistant.bench.raw import RawBaseline
 from assistant.chat import ChatMessage, Role, system_message
@@ -82,13 +85,14 @@ class BenchOptions:
     ui: bool = True                 # run the desktop-app probe
     ui_runs: int = 3                # fresh app processes; the medians are reported
     independent_pairs: int = 3      # haven-cli chat --json against a llama-cpp-python process, interleaved
+    long_exchanges: int = LONG_EXCHANGES  # the long-conversation probe's conversation (0: no probe)
     seed: int = 1234
 
     @classmethod
     def quick(cls, model: str | None = None) -> BenchOptions:
         """Small sizes that still exercise every measurement (the test suite's run; not for figures)."""
         return cls(model=model, pairs=1, reply_tokens=24, conversation_turns=20, turn_tokens=6, long_tokens=120,
-                   long_runs=1, conversation_runs=1, ui_runs=1, independent_pairs=1)
+                   long_runs=1, conversation_runs=1, ui_runs=1, independent_pairs=1, long_exchanges=40)
 
 
 @dataclass
@@ -105,6 +109,9 @@ class BenchReport:
     raw_tokens_per_second: float
     haven_tokens_per_second: float
     independent_throughput_ratio: float | None = None  # haven-cli chat --json / llama-cpp-python, own processes
+    long_load_ms: float | None = None       # opening the long conversation in the window
+    long_max_stall_ms: float | None = None  # the longest UI stall while a reply streams into it
+    long_rss_mb: float | None = None        # the app's resident memory after that
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -160,7 +167,10 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
             "safety_ms_in_turns": times.total_ms(), "turn_ms": turn_ms,
         }
         ui = _ui_probes(Path(scratch), registry, options, model_path, progress) if options.ui else {}
+        long = (_long_probe(Path(scratch) / "ui-long", registry, options, model_path, progress)
+                if options.ui and options.long_exchanges > 0 else {})
     details["ui"] = ui
+    details["ui_long"] = long
     rss = ui.get("peak_rss_bytes")
     return BenchReport(
         model=label, throughput_ratio=throughput[0], ttft_ms=ttft,
@@ -169,7 +179,8 @@ def run_bench(paths: AppPaths, settings: Settings, registry: ModelRegistry, opti
         rss_overhead_mb=(rss - ui.get("model_size_bytes", 0)) / 2**20 if isinstance(rss, int) else None,
         ui_max_stall_ms=ui.get("ui_max_stall_ms"), late_vs_early_tps=late_vs_early,
         raw_tokens_per_second=throughput[1], haven_tokens_per_second=throughput[2],
-        independent_throughput_ratio=independent, details=details,
+        independent_throughput_ratio=independent, long_load_ms=long.get("long_load_ms"),
+        long_max_stall_ms=long.get("long_max_stall_ms"), long_rss_mb=long.get("long_rss_mb"), details=details,
     )
 
 
@@ -382,14 +393,28 @@ def _ui_probes(scratch: Path, registry: ModelRegistry, options: BenchOptions, mo
     return merged
 
 
+def _long_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_path: Path,
+                progress: Progress) -> dict[str, Any]:
+    """The long-conversation probe (``haven --bench-probe-long``) in a fresh process, on a seeded conversation."""
+    progress(f"desktop app: a conversation of {options.long_exchanges} exchanges")
+    database = AppPaths.from_environment({"HAVEN_HOME": str(home)}).ensure().database_file
+    seed_long_conversation(database, options.long_exchanges)
+    out = home / "bench-probe-long.json"
+    return _ui_probe(home, registry, options, model_path, progress, ["--bench-probe-long", str(out)], out)
+
+
 def _ui_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_path: Path,
-              progress: Progress) -> dict[str, Any]:
-    """Run the desktop app's probe (``haven --bench-probe``, :mod:`ui.bench_probe`) in a fresh process on the
-    same model; its figures, or an error."""
+              progress: Progress, arguments: list[str] | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Run the desktop app's probe (``haven --bench-probe``, :mod:`ui.bench_probe`, or the ``arguments``
+    given) in a fresh process on the same model; its figures, or an error."""
     haven = _haven_executable()
     if haven is None:
         return {"error": "the desktop app (the `haven` program) is not installed beside haven-cli"}
-    progress("desktop app: start-up, first text, memory, UI stalls")
+    if arguments is None:
+        progress("desktop app: start-up, first text, memory, UI stalls")
+        out = home / "bench-probe.json"
+        arguments = ["--bench-probe", str(options.reply_tokens * 2), str(out)]
+    assert out is not None
     probe_paths = AppPaths.from_environment({"HAVEN_HOME": str(home)}).ensure()
     if options.model not in (None, STARTER_MODEL_ID):  # the app opens on its default model: make it this one
         probe_registry = ModelRegistry(probe_paths)
@@ -397,9 +422,8 @@ def _ui_probe(home: Path, registry: ModelRegistry, options: BenchOptions, model_
         save_settings(probe_paths.settings_file, Settings().replace(default_model=imported.id))
     env = {**os.environ, "HAVEN_HOME": str(home), "QT_QPA_PLATFORM": "offscreen",
            "HAVEN_BENCH_T0": repr(time.time())}
-    out = home / "bench-probe.json"
     try:
-        done = subprocess.run([str(haven), "--bench-probe", str(options.reply_tokens * 2), str(out)], env=env,
+        done = subprocess.run([str(haven), *arguments], env=env,
                               capture_output=True, text=True, timeout=UI_PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": f"the desktop-app probe did not finish ({exc})"}

@@ -7,18 +7,15 @@ import subprocess
 import sys
 import time
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt
 
 from assistant.settings import load_settings
-from ui.chat_view import ChatView, ViewMessage
 
 
 def test_type_send_stream_and_store(qtbot, haven) -> None:
     window = haven.window
     assert "Haven" in window.windowTitle()
     qtbot.keyClicks(window.input, "Name three colours.")
-    updates = []
-    window.chat.textChanged.connect(lambda: updates.append(window.chat.toPlainText()))
     qtbot.keyClick(window.input, Qt.Key.Key_Return)
     assert window.input.toPlainText() == ""
     qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
@@ -87,21 +84,6 @@ def test_new_chat_rename_search_delete(qtbot, haven, monkeypatch) -> None:
     assert sidebar.list.count() == 1
 
 
-def test_model_output_cannot_load_resources_or_open_links_by_itself(qtbot) -> None:
-    view = ChatView()
-    qtbot.addWidget(view)
-    refused = []
-    view.refused_link.connect(refused.append)
-    view.set_messages([ViewMessage("assistant", "<img src='http://example.com/x.png'><script>alert(1)</script> "
-                                                "[link](javascript:alert(1)) ![i](file:///etc/passwd)")])
-    assert "<script>" in view.toPlainText(), "raw HTML from the model is shown as text"
-    assert view.loadResource(2, QUrl("http://example.com/x.png")) is None
-    assert view.loadResource(2, QUrl("file:///etc/passwd")) is None
-    view.anchorClicked.emit(QUrl("javascript:alert(1)"))
-    view.anchorClicked.emit(QUrl("file:///etc/passwd"))
-    assert refused == ["javascript:alert(1)", "file:///etc/passwd"]
-
-
 def test_settings_are_saved(qtbot, haven, monkeypatch) -> None:
     from ui.settings_dialog import SettingsDialog
 
@@ -129,16 +111,21 @@ def test_regenerate_edit_copy_export_instructions(qtbot, haven, tmp_path, monkey
     conversation = window.conversation_id
     first_ids = [m.id for m in haven.store.messages(conversation)]
     qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: window.turn is None and len(haven.store.messages(conversation)) == 2, timeout=60_000)
+    qtbot.waitUntil(lambda: window.turn is None, timeout=60_000)
     second_ids = [m.id for m in haven.store.messages(conversation)]
-    assert len(second_ids) == 2 and set(first_ids).isdisjoint(second_ids), "the old turn was replaced"
+    assert second_ids[0] == first_ids[0] and second_ids[1] != first_ids[1], "a new reply to the same message"
+    assert len(haven.store.all_messages(conversation)) == 3, "the old reply is kept, one arrow away"
+    assert window.chat.messages[1].sibling_count == 2
 
     window.copy_last_reply()
     assert QApplication.clipboard().text() == haven.store.messages(conversation)[-1].content
 
     window.edit_last()
     assert window.input.toPlainText().startswith("Write a Python function")
-    assert haven.store.messages(conversation) == []
+    assert len(haven.store.messages(conversation)) == 2, "nothing changes until the edit is sent"
+    qtbot.keyClick(window, Qt.Key.Key_Escape)  # cancels the edit
+    assert window.input.toPlainText() == ""
+    window.new_chat()
 
     monkeypatch.setattr(QInputDialog, "getMultiLineText", lambda *a, **k: ("Answer like a pirate.", True))
     window.input.setPlainText("Hello")

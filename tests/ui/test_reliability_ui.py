@@ -130,47 +130,7 @@ def test_switching_models_mid_reply_waits_and_the_conversation_carries_on(qtbot,
     assert [m.model for m in stored if m.role == "assistant"] == ["smollm2-135m-instruct", "other-model"]
 
 
-HOSTILE_REPLY = (
-    "![local](file:///etc/passwd) ![remote](http://example.com/track.png) <img src='http://example.com/x.png'> "
-    "<script>alert(1)</script> <style>body{background:url(http://example.com/b.png)}</style> "
-    "[web](https://example.com/page) [js](javascript:alert(1)) [file](file:///etc/passwd) "
-    "[data](data:text/html,<script>alert(1)</script>) [rel](secrets.txt)"
-)
-
-
-def test_model_output_loads_nothing_and_opens_only_web_links_and_only_when_clicked(qtbot, monkeypatch,
-                                                                                   tmp_path: Path) -> None:
-    from PySide6.QtCore import QUrl
-    from PySide6.QtGui import QDesktopServices
-
-    from ui.chat_view import ChatView, ViewMessage
-
-    asked, opened, refused = [], [], []
-
-    class RecordingView(ChatView):
-        def loadResource(self, kind: int, name: QUrl) -> object:
-            answer = super().loadResource(kind, name)
-            asked.append((name.toString(), answer))
-            return answer
-
-    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()) or True)
-    (tmp_path / "secrets.txt").write_text("secret")
-    view = RecordingView()
-    qtbot.addWidget(view)
-    view.setSearchPaths([str(tmp_path)])
-    view.refused_link.connect(refused.append)
-    view.set_messages([ViewMessage("assistant", HOSTILE_REPLY)])
-    view.show()
-    qtbot.wait(50)
-    assert not view.openLinks() and not view.openExternalLinks()
-    assert {url for url, _ in asked} >= {"file:///etc/passwd", "http://example.com/track.png"}
-    assert all(answer is None for _, answer in asked), "a resource was loaded"
-    assert "<script>" in view.toPlainText() and opened == [] and refused == [], "nothing happens by itself"
-    for url in ("https://example.com/page", "javascript:alert(1)", "file:///etc/passwd",
-                "data:text/html,<script>alert(1)</script>", "secrets.txt"):
-        view.anchorClicked.emit(QUrl(url))
-    assert opened == ["https://example.com/page"], "only a web link opens, in the browser, when clicked"
-    assert len(refused) == 4 and view.source().isEmpty() and "secret" not in view.toPlainText()
+# Hostile model output (no resource loads, no HTML, links only on click): tests/ui/test_transcript_safety.py.
 
 
 def test_chatting_while_a_download_runs(qtbot, haven, tmp_path: Path) -> None:
