@@ -1,47 +1,46 @@
-"""A conversation's message tree in memory: the branch from the first message to a leaf, siblings, and
-the most recently active leaf below a message. Pure functions over :class:`~assistant.records.StoredMessage`
-values; :class:`~assistant.store.Store` reads the rows and writes the choices.
+"""A conversation's message tree in memory, as ids only: the branch from the first message to a leaf,
+siblings and their numbering, and the most recently active leaf below a message.
+:class:`~assistant.store.Store` reads the skeleton (id, parent, when last on screen) for a conversation,
+asks the tree, and then reads the text of only the messages it returns.
 
 Walking is iterative (no recursion), so a conversation thousands of messages deep costs a dictionary
-lookup per message.
+lookup per message, and a damaged tree (a cycle) cannot loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
-from assistant.records import StoredMessage
+from collections.abc import Iterable
 
 __all__ = ["MessageTree"]
 
 
-@dataclass(slots=True)
 class MessageTree:
-    """All messages of one conversation, with ``active``: per message, when it was last on the branch on
-    screen (a larger number is more recent)."""
+    """``nodes``: (id, parent id, active) for every message of one conversation, where ``active`` is when
+    the message was last on the branch on screen (a larger number is more recent)."""
 
-    messages: list[StoredMessage]
-    active: Mapping[int, int]
-    by_id: dict[int, StoredMessage] = field(init=False)
-    children: dict[int | None, list[StoredMessage]] = field(init=False)
+    def __init__(self, nodes: Iterable[tuple[int, int | None, int]]) -> None:
+        rows = sorted(nodes)
+        self.ids = [i for i, _, _ in rows]
+        self.active = {i: a for i, _, a in rows}
+        known = set(self.active)
+        # A parent that is not there (damage) reads as no parent: the message is a first message.
+        self.parent = {i: p if p in known and p != i else None for i, p, _ in rows}
+        self.children: dict[int | None, list[int]] = {}
+        for i in self.ids:
+            self.children.setdefault(self.parent[i], []).append(i)
 
-    def __post_init__(self) -> None:
-        self.by_id = {m.id: m for m in self.messages}
-        self.children = {}
-        for m in sorted(self.messages, key=lambda m: m.id):
-            parent = m.parent_id if m.parent_id in self.by_id else None  # an orphan reads as a first message
-            self.children.setdefault(parent, []).append(m)
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self.active
 
-    def path_to(self, message_id: int | None) -> list[StoredMessage]:
-        """The branch from the first message down to ``message_id`` (empty for None)."""
-        path: list[StoredMessage] = []
+    def path_to(self, message_id: int | None) -> list[int]:
+        """The ids from the first message down to ``message_id`` (empty for None)."""
+        path: list[int] = []
         seen: set[int] = set()
-        current = self.by_id.get(message_id) if message_id is not None else None
-        while current is not None and current.id not in seen:  # `seen` guards against a damaged cycle
-            seen.add(current.id)
-            path.append(current)
-            current = self.by_id.get(current.parent_id) if current.parent_id is not None else None
+        node = message_id if message_id in self.active else None
+        while node is not None and node not in seen:
+            seen.add(node)
+            path.append(node)
+            node = self.parent[node]
         path.reverse()
         return path
 
@@ -50,18 +49,23 @@ class MessageTree:
         messages when ``start`` is None); ``start`` itself when it has no children."""
         node = start
         seen: set[int] = set()
-        while True:
+        while node not in seen:
             kids = self.children.get(node, [])
-            if not kids or (node is not None and node in seen):
+            if not kids:
                 return node
             if node is not None:
                 seen.add(node)
-            node = max(kids, key=lambda m: (self.active.get(m.id, 0), m.id)).id
+            node = max(kids, key=lambda k: (self.active[k], k))
+        return node
 
-    def siblings(self, message_id: int) -> list[StoredMessage]:
-        message = self.by_id[message_id]
-        parent = message.parent_id if message.parent_id in self.by_id else None
-        return self.children.get(parent, [])
+    def siblings(self, message_id: int) -> list[int]:
+        """``message_id`` and the other messages with its parent, in the order they were written."""
+        return self.children[self.parent[message_id]]
+
+    def position(self, message_id: int) -> tuple[int, int]:
+        """(1-based index among its siblings, how many siblings), for a "2 / 3" switch."""
+        siblings = self.siblings(message_id)
+        return siblings.index(message_id) + 1, len(siblings)
 
     def subtree(self, message_id: int) -> list[int]:
         """``message_id`` and every message below it."""
@@ -74,5 +78,5 @@ class MessageTree:
                 continue
             seen.add(node)
             found.append(node)
-            stack.extend(m.id for m in self.children.get(node, []))
+            stack.extend(self.children.get(node, []))
         return found

@@ -1,5 +1,4 @@
-"""The conversation database's shape: the append-only list of named migrations, the query that reads a
-conversation's tree with each message's place among its siblings, and how a row becomes a
+"""The conversation database's shape: the append-only list of named migrations, and how a row becomes a
 :class:`~assistant.records.StoredMessage`. :class:`~assistant.store.Store` applies and uses them.
 """
 
@@ -11,7 +10,7 @@ import sqlite3
 from assistant.chat import StopReason
 from assistant.records import StoredMessage
 
-__all__ = ["MIGRATIONS", "TREE_QUERY", "message_from_row"]
+__all__ = ["MIGRATIONS", "message_from_row"]
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +75,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
-TREE_QUERY = (
-    "SELECT m.*, ROW_NUMBER() OVER (PARTITION BY m.parent_id ORDER BY m.id) AS sibling_index,"
-    " COUNT(*) OVER (PARTITION BY m.parent_id) AS sibling_count"
-    " FROM messages m WHERE m.conversation_id = ? ORDER BY m.id"
-)
-
-
-def message_from_row(row: sqlite3.Row) -> StoredMessage:
-    keys = row.keys()
+def message_from_row(row: sqlite3.Row, sibling_index: int = 1, sibling_count: int = 1) -> StoredMessage:
+    """A ``messages`` row as a value; the tree gives its place among its siblings."""
     return StoredMessage(
         id=row["id"], conversation_id=row["conversation_id"], role=row["role"], content=row["content"],
         created=row["created"], model=row["model"], complete=bool(row["complete"]),
         stop_reason=_stop_reason(row["stop_reason"]), prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"], blocked=bool(row["blocked"]), stage=row["stage"],
         category=row["category"], parent_id=row["parent_id"],
-        sibling_index=row["sibling_index"] if "sibling_index" in keys else 1,
-        sibling_count=row["sibling_count"] if "sibling_count" in keys else 1,
+        sibling_index=sibling_index, sibling_count=sibling_count,
         reasoning=row["reasoning"], reasoning_ms=row["reasoning_ms"],
     )
 

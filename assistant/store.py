@@ -26,6 +26,7 @@ New messages are added below the current message unless a ``parent_id`` is given
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -49,7 +50,7 @@ from assistant.records import (
     title_from,
     visible_history,
 )
-from assistant.schema import MIGRATIONS, TREE_QUERY, message_from_row
+from assistant.schema import MIGRATIONS, message_from_row
 
 __all__ = [
     "CURRENT",
@@ -214,9 +215,20 @@ class Store:
 
     # -- the tree ------------------------------------------------------------------------------
 
-    def _tree(self, db: sqlite3.Connection, conversation_id: str) -> MessageTree:
-        rows = db.execute(TREE_QUERY, (conversation_id,)).fetchall()
-        return MessageTree([message_from_row(r) for r in rows], {r["id"]: r["active"] for r in rows})
+    @staticmethod
+    def _tree(db: sqlite3.Connection, conversation_id: str) -> MessageTree:
+        rows = db.execute("SELECT id, parent_id, active FROM messages WHERE conversation_id = ?", (conversation_id,))
+        return MessageTree((r[0], r[1], r[2]) for r in rows)
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, tree: MessageTree, ids: Sequence[int]) -> list[StoredMessage]:
+        """The messages ``ids``, in that order, with their places among their siblings."""
+        if not ids:
+            return []
+        rows = db.execute("SELECT * FROM messages WHERE id IN (SELECT value FROM json_each(?))",
+                          (json.dumps(list(ids)),)).fetchall()
+        by_id = {r["id"]: r for r in rows}
+        return [message_from_row(by_id[i], *tree.position(i)) for i in ids if i in by_id]
 
     def _current(self, db: sqlite3.Connection, conversation_id: str, tree: MessageTree | None = None) -> int | None:
         """The end of the branch on screen, resolved: a message id, or None for an empty branch."""
@@ -225,7 +237,7 @@ class Store:
         if stored == EMPTY_BRANCH:
             return None
         if stored is not None:
-            if tree is not None and stored in tree.by_id:
+            if tree is not None and stored in tree:
                 return int(stored)
             if tree is None and db.execute("SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
                                            (stored, conversation_id)).fetchone():
@@ -258,28 +270,31 @@ class Store:
         """The branch on screen: from the first message down to the current one."""
         with self._lock:
             tree = self._tree(self._db, conversation_id)
-            return tree.path_to(self._current(self._db, conversation_id, tree))
+            return self._read(self._db, tree, tree.path_to(self._current(self._db, conversation_id, tree)))
 
     def all_messages(self, conversation_id: str) -> list[StoredMessage]:
         """Every message of the conversation, all branches, in the order they were written (a parent always
         comes before its children)."""
         with self._lock:
-            return self._tree(self._db, conversation_id).messages
+            tree = self._tree(self._db, conversation_id)
+            rows = self._db.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
+                                    (conversation_id,)).fetchall()
+        return [message_from_row(r, *tree.position(r["id"])) for r in rows]
 
     def message(self, conversation_id: str, message_id: int) -> StoredMessage:
         with self._lock:
             tree = self._tree(self._db, conversation_id)
-        if message_id not in tree.by_id:
-            raise _missing(conversation_id, message_id)
-        return tree.by_id[message_id]
+            if message_id not in tree:
+                raise _missing(conversation_id, message_id)
+            return self._read(self._db, tree, [message_id])[0]
 
     def path_to(self, conversation_id: str, message_id: int | None) -> list[StoredMessage]:
         """The branch from the first message down to ``message_id`` (empty for None)."""
         with self._lock:
             tree = self._tree(self._db, conversation_id)
-        if message_id is not None and message_id not in tree.by_id:
-            raise _missing(conversation_id, message_id)
-        return tree.path_to(message_id)
+            if message_id is not None and message_id not in tree:
+                raise _missing(conversation_id, message_id)
+            return self._read(self._db, tree, tree.path_to(message_id))
 
     def current_id(self, conversation_id: str) -> int | None:
         """The id of the last message of the branch on screen; None when that branch is empty."""
@@ -290,9 +305,9 @@ class Store:
         """Show the branch ending at ``message_id`` (None: an empty branch, before the first message)."""
         with self._transaction() as db:
             tree = self._tree(db, conversation_id)
-            if message_id is not None and message_id not in tree.by_id:
+            if message_id is not None and message_id not in tree:
                 raise _missing(conversation_id, message_id)
-            self._set_current(db, conversation_id, message_id, [m.id for m in tree.path_to(message_id)])
+            self._set_current(db, conversation_id, message_id, tree.path_to(message_id))
 
     def switch_branch(self, conversation_id: str, message_id: int, step: int) -> list[StoredMessage]:
         """Show the sibling ``step`` places from ``message_id`` (-1: previous, +1: next), down to the leaf
@@ -300,16 +315,16 @@ class Store:
         sibling that far."""
         with self._transaction() as db:
             tree = self._tree(db, conversation_id)
-            if message_id not in tree.by_id:
+            if message_id not in tree:
                 raise _missing(conversation_id, message_id)
             siblings = tree.siblings(message_id)
-            index = [m.id for m in siblings].index(message_id) + step
+            index = siblings.index(message_id) + step
             if step == 0 or not 0 <= index < len(siblings):
-                return tree.path_to(self._current(db, conversation_id, tree))
-            leaf = tree.latest_leaf(siblings[index].id)
+                return self._read(db, tree, tree.path_to(self._current(db, conversation_id, tree)))
+            leaf = tree.latest_leaf(siblings[index])
             path = tree.path_to(leaf)
-            self._set_current(db, conversation_id, leaf, [m.id for m in path])
-            return path
+            self._set_current(db, conversation_id, leaf, path)
+            return self._read(db, tree, path)
 
     def delete_message(self, conversation_id: str, message_id: int) -> None:
         """Remove a message and every message below it (its replies, their follow-ups). When the branch on
@@ -317,18 +332,17 @@ class Store:
         the branch ends at its parent."""
         with self._transaction() as db:
             tree = self._tree(db, conversation_id)
-            if message_id not in tree.by_id:
+            if message_id not in tree:
                 return
             current = self._current(db, conversation_id, tree)
             doomed = tree.subtree(message_id)
             db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in doomed])
             if current in doomed:
-                siblings = [m.id for m in tree.siblings(message_id)]
+                siblings = tree.siblings(message_id)
                 at = siblings.index(message_id)
                 others = siblings[:at][-1:] + siblings[at + 1:][:1]
-                leaf = tree.latest_leaf(others[0]) if others else tree.by_id[message_id].parent_id
-                remaining = [m.id for m in tree.path_to(leaf)]
-                self._set_current(db, conversation_id, leaf, remaining)
+                leaf = tree.latest_leaf(others[0]) if others else tree.parent[message_id]
+                self._set_current(db, conversation_id, leaf, tree.path_to(leaf))
             db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now_iso(), conversation_id))
 
     def delete_messages_from(self, conversation_id: str, message_id: int) -> None:

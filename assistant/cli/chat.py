@@ -1,4 +1,8 @@
-"""``haven-cli chat``: one turn from the command line or stdin, or an interactive chat."""
+"""``haven-cli chat``: one turn from the command line or stdin, or an interactive chat.
+
+A reasoning model's thinking is never on stdout in text mode (stdout is the answer, for pipes); the
+interactive chat shows it on stderr as it is released, and ``--json`` has it in ``reasoning``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from assistant.cli.exit_codes import EXIT_BLOCKED, EXIT_OK
 from assistant.core import Core
 from assistant.engine import Engine, SamplingParams
 from assistant.errors import HavenError, UsageError
-from assistant.session import ChatSession, TextReleased, TurnResult, TurnStarted
+from assistant.session import ChatSession, ReasoningDone, ReasoningReleased, TextReleased, TurnResult, TurnStarted
 
 __all__ = ["add_chat_command", "say_warnings"]
 
@@ -56,7 +60,7 @@ def say_warnings(core: Core) -> None:
 
 
 def _run_turn(session: ChatSession, prompt: str, conversation: str | None, args: argparse.Namespace,
-              sampling: SamplingParams, out: TextIO) -> TurnResult:
+              sampling: SamplingParams, out: TextIO, *, show_reasoning: bool = False) -> TurnResult:
     cancel = threading.Event()
     events = session.send(prompt, conversation, cancel=cancel, sampling=sampling, instructions=args.system)
     result: TurnResult | None = None
@@ -65,6 +69,11 @@ def _run_turn(session: ChatSession, prompt: str, conversation: str | None, args:
             if isinstance(event, TextReleased) and not args.json:
                 out.write(event.text)
                 out.flush()
+            elif isinstance(event, ReasoningReleased) and show_reasoning:
+                sys.stderr.write(event.text)
+                sys.stderr.flush()
+            elif isinstance(event, ReasoningDone) and show_reasoning:
+                print(f"\n[thought for {event.duration_ms / 1000:.1f} s]", file=sys.stderr)
             elif isinstance(event, TurnResult):
                 result = event
             elif isinstance(event, TurnStarted):
@@ -125,7 +134,8 @@ def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
                 continue
             out.write("haven> ")
             try:
-                result = _run_turn(session, line, conversation, args, _sampling(core, args), out)
+                result = _run_turn(session, line, conversation, args, _sampling(core, args), out,
+                                   show_reasoning=not args.json)
                 conversation = result.conversation_id
             except KeyboardInterrupt:
                 out.write("\n[stopped]\n")

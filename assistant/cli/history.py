@@ -1,4 +1,9 @@
-"""``haven-cli history``: the saved conversations, listed and exported."""
+"""``haven-cli history``: the saved conversations, listed, exported and imported.
+
+``export`` writes the branch on screen of each conversation; ``--all-branches`` (JSON) writes every
+message of the tree. ``import FILE`` reads Haven's own JSON export or ChatGPT's ``conversations.json``
+(or ChatGPT's export zip), all or nothing, and prints the new conversations' ids (docs/core.md).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from typing import Any, TextIO
 
 from assistant.cli.exit_codes import EXIT_OK
 from assistant.core import Core
-from assistant.errors import HavenError
+from assistant.errors import HavenError, UsageError
 from assistant.export import conversations_to_markdown, export_json
+from assistant.importing import import_file
 
 __all__ = ["add_history_commands"]
 
@@ -34,8 +40,11 @@ def cmd_history_export(core: Core, args: argparse.Namespace, out: TextIO) -> int
     ids = [args.id] if args.id else [r.id for r in core.store.list_conversations()]
     if args.id:
         core.store.conversation(args.id)
+    if args.all_branches and args.format != "json":
+        raise UsageError("--all-branches needs --format json (Markdown shows the branch on screen).")
     if args.format == "json":
-        text = json.dumps(export_json(core.store, ids), ensure_ascii=False, indent=2) + "\n"
+        text = json.dumps(export_json(core.store, ids, all_branches=args.all_branches), ensure_ascii=False,
+                          indent=2) + "\n"
     else:
         text = conversations_to_markdown(core.store, ids)
     if args.out:
@@ -49,6 +58,20 @@ def cmd_history_export(core: Core, args: argparse.Namespace, out: TextIO) -> int
     return EXIT_OK
 
 
+def cmd_history_import(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    result = import_file(core.store, args.file)
+    if args.json:
+        out.write(json.dumps({"format": result.format.value, "conversations": [
+            {"id": c.id, "title": c.title, "messages": c.messages} for c in result.conversations]},
+            ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.writelines(f"{c.id}\n" for c in result.conversations)
+    source = "a ChatGPT export" if result.format == "chatgpt" else "a Haven export"
+    print(f"Imported {len(result.conversations)} conversation(s), {result.messages} message(s), from {source}.",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def add_history_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     history = commands.add_parser("history", parents=[common], help="saved conversations")
     history_commands = history.add_subparsers(dest="history_command", required=True, parser_class=parser_class)
@@ -59,4 +82,11 @@ def add_history_commands(commands: Any, common: argparse.ArgumentParser, parser_
     export.add_argument("id", nargs="?")
     export.add_argument("--format", choices=["md", "json"], required=True)
     export.add_argument("--out", metavar="FILE")
+    export.add_argument("--all-branches", action="store_true",
+                        help="JSON: every message of each conversation's tree, not only the branch on screen")
     export.set_defaults(handler=cmd_history_export)
+    importing = history_commands.add_parser("import", parents=[common],
+                                            help="import a Haven JSON export or a ChatGPT conversations.json")
+    importing.add_argument("file", metavar="FILE", help="the export file (ChatGPT's zip works too); - reads stdin")
+    importing.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    importing.set_defaults(handler=cmd_history_import)

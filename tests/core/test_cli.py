@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 CHAT_KEYS = {"reply", "blocked", "stage", "category", "model", "conversation", "prompt_tokens",
-             "completion_tokens", "ttft_ms", "tokens_per_second"}
+             "completion_tokens", "ttft_ms", "tokens_per_second", "reasoning"}
+MESSAGE_KEYS = {"id", "parent", "role", "content", "created", "model", "complete", "stop_reason", "blocked", "stage",
+                "category", "reasoning", "reasoning_ms", "sibling_index", "sibling_count"}
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,6 +31,7 @@ def test_chat_json_continue_and_export(haven_home: Path) -> None:
     assert set(data) == CHAT_KEYS
     assert data["reply"].strip() and data["blocked"] is False and data["stage"] is None
     assert data["model"] == "smollm2-135m-instruct" and data["completion_tokens"] > 0
+    assert data["reasoning"] == "", "the starter model does not think"
     assert first.stderr == "", "nothing from llama.cpp leaks onto stderr"
 
     second = cli("chat", "--conversation", data["conversation"], "--max-tokens", "30", "Which is the warmest?")
@@ -41,8 +44,10 @@ def test_chat_json_continue_and_export(haven_home: Path) -> None:
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant", "user", "assistant"]
     assert conversation["messages"][1]["content"] == data["reply"]
     assert conversation["messages"][3]["content"] == second.stdout.strip()
-    assert all(set(m) == {"role", "content", "created", "complete", "blocked", "category"}
-               for m in conversation["messages"])
+    assert all(set(m) == MESSAGE_KEYS for m in conversation["messages"])
+    messages = conversation["messages"]
+    assert [m["parent"] for m in messages] == [None] + [m["id"] for m in messages[:-1]]
+    assert conversation["current"] == messages[-1]["id"] and conversation["branches"] == "current"
 
     listing = json.loads(cli("history", "list", "--json").stdout)
     assert [(c["id"], c["messages"]) for c in listing] == [(data["conversation"], 4)]

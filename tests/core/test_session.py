@@ -120,7 +120,7 @@ def test_instructions_follow_the_safety_prompt_in_the_real_prompt(engine: Engine
     assert system.content.endswith("Answer like a pirate.")
 
 
-def test_rewind_removes_the_last_turn_and_returns_its_message_for_a_resend(store: Store) -> None:
+def test_rewind_moves_back_before_the_last_turn_and_returns_its_message_for_a_resend(store: Store) -> None:
     from tests.fakes import FakeEngine
 
     fake = FakeEngine(["Paris."])
@@ -133,7 +133,8 @@ def test_rewind_removes_the_last_turn_and_returns_its_message_for_a_resend(store
     assert session.rewind_to_last_user(conversation) == "And of Italy?"
     assert store.messages(conversation) == kept, "the earlier turn is untouched"
 
-    # Regenerate: the resent message goes out with the same history as the first time, and replaces the turn.
+    # Regenerate: the resent message goes out with the same history as the first time, and takes the turn's
+    # place on screen; the old turn is kept beside it (tests/core/test_edit_regenerate.py).
     fake.enqueue("Rome.")
     _, again = run(session, "And of Italy?", conversation)
     assert fake.prompts[-1] == fake.prompts[1]
@@ -142,9 +143,10 @@ def test_rewind_removes_the_last_turn_and_returns_its_message_for_a_resend(store
         ("user", "And of Italy?", None), ("assistant", "Rome.", StopReason.END),
     ]
     assert again.reply_message_id > second.reply_message_id and again.stop_reason is StopReason.END
+    assert len(store.all_messages(conversation)) == 6 and store.messages(conversation)[2].sibling_count == 2
 
 
-def test_rewind_removes_a_blocked_turn_and_its_notice(store: Store) -> None:
+def test_rewind_moves_back_before_a_blocked_turn_and_its_notice(store: Store) -> None:
     from tests.fakes import FakeEngine, WordPolicy
 
     session = ChatSession(FakeEngine(), store, WordPolicy(input_word="nerve agent"), model_id="fake")
@@ -155,7 +157,7 @@ def test_rewind_removes_a_blocked_turn_and_its_notice(store: Store) -> None:
     assert [m.content for m in store.messages(first.conversation_id)] == ["Hello", "Hello there."]
 
 
-def test_rewind_without_a_user_message_changes_nothing(store: Store) -> None:
+def test_rewind_without_a_user_message_on_screen_changes_nothing(store: Store) -> None:
     from tests.fakes import FakeEngine
 
     session = ChatSession(FakeEngine(), store, PassThroughPolicy(), model_id="fake")
