@@ -18,7 +18,8 @@ Rules, chosen so that an ordinary reply is never mistaken for thinking:
 * Harmony channel ``final`` is the answer; every other channel (``analysis``, ``commentary``) is
   reasoning. Its control markers are never shown.
 * Whitespace around the thinking is trimmed, so ``<think>\\n...\\n</think>\\n\\nAnswer`` gives the
-  reasoning without its blank lines and an answer starting at ``Answer``.
+  reasoning without its blank lines and an answer starting at ``Answer``. A reply without thinking is
+  given out exactly as written.
 
 The splitter only sorts text. Both kinds still go through the safety filter before anything is shown
 (:mod:`assistant.generation`), and reasoning is never sent back to a model.
@@ -78,8 +79,10 @@ class ReasoningSplitter:
         self._header = ""
         self._answer_started = False
         self._reasoning_open = opened
+        self._reasoning_seen = opened
         self._reasoning_started = False  # any reasoning text given out yet
         self._held_space = ""            # whitespace at the end of the reasoning so far
+        self._held_answer_space = ""     # whitespace before the answer's first text
         self._harmony = False
 
     @property
@@ -93,7 +96,9 @@ class ReasoningSplitter:
         """The reply ended: give out what was held, and end the thinking if it never closed."""
         out = self._process(self._pending, final=True)
         self._close_reasoning(out)
-        return out
+        if self._held_answer_space and not self._reasoning_seen:
+            out.append(Segment(Channel.ANSWER, self._held_answer_space))  # a reply of only whitespace
+        return _merged(out)
 
     # -- scanning ------------------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class ReasoningSplitter:
         mode = self._mode
         if marker in OPEN_TAGS:
             if mode is _Mode.ANSWER and not self._answer_started:
-                self._mode, self._reasoning_open = _Mode.REASONING, True
+                self._mode, self._reasoning_open, self._reasoning_seen = _Mode.REASONING, True, True
             elif mode is not _Mode.REASONING:
                 self._text(marker, out)  # an answer that mentions the tag
         elif marker in CLOSE_TAGS:
@@ -135,7 +140,7 @@ class ReasoningSplitter:
             elif self._answer_started:
                 self._text(marker, out)
         elif marker in HARMONY_HEADER:
-            self._harmony, self._mode, self._header = True, _Mode.HEADER, ""
+            self._harmony, self._mode, self._header, self._reasoning_seen = True, _Mode.HEADER, "", True
         elif marker == HARMONY_MESSAGE and mode is _Mode.HEADER:
             channel, self._header = self._header.strip().lower(), ""
             if self._answer_started or channel.startswith("final"):
@@ -144,7 +149,7 @@ class ReasoningSplitter:
             else:
                 if self._reasoning_started:
                     self._held_space = "\n\n"  # a second thinking message: a paragraph between them
-                self._mode, self._reasoning_open = _Mode.REASONING, True
+                self._mode, self._reasoning_open, self._reasoning_seen = _Mode.REASONING, True, True
         elif marker == HARMONY_END and self._harmony:
             self._mode = _Mode.BETWEEN
         # Anything else (<|return|>, <|call|>, a stray <|message|> or <|end|>) is a control marker: dropped.
@@ -153,10 +158,16 @@ class ReasoningSplitter:
 
     def _answer(self, text: str, out: list[Segment]) -> None:
         if not self._answer_started:
-            text = text.lstrip()
-            if not text:
+            # Whitespace before the answer is held: after thinking it is dropped (the blank lines after
+            # </think>); in a reply without thinking it is given out with the first text after it.
+            text = self._held_answer_space + text
+            body = text.lstrip()
+            if not body:
+                self._held_answer_space = text
                 return
-            self._answer_started = True
+            self._answer_started, self._held_answer_space = True, ""
+            if self._reasoning_seen:
+                text = body
         out.append(Segment(Channel.ANSWER, text))
 
     def _reasoning(self, text: str, out: list[Segment]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.chat import ChatMessage, Role, StopReason
-from assistant.engine import Engine
+from assistant.engine import Engine, LoadOptions, SamplingParams
 from assistant.events import ReasoningDone, ReasoningReleased, TextReleased, TurnResult, TurnStarted
 from assistant.generation import FilteredReply
 from assistant.paths import AppPaths
@@ -22,6 +23,7 @@ from assistant.safety.stream import StreamFilter
 from assistant.session import ChatSession
 from assistant.store import Store
 from tests.fakes import FakeEngine, WordPolicy
+from tests.gguf_patch import patched_copy
 
 THINKING = "<think>\nThe user wants a sum. 2 + 2 is 4.\n</think>\n\nIt is 4."
 
@@ -52,6 +54,8 @@ def chunks(text: str, cuts: list[int]) -> list[str]:
     # A reply that talks about the tags is an answer, tags and all.
     ("Use <think> tags like <think>this</think>.", False, ("", "Use <think> tags like <think>this</think>.", 0)),
     ("No thinking here; 3 < 4 and 5 > 2.", False, ("", "No thinking here; 3 < 4 and 5 > 2.", 0)),
+    (" A leading space and\n\n  indentation stay.\n", False, ("", " A leading space and\n\n  indentation stay.\n", 0)),
+    ("\n<think>x</think>\n\nAnswer", False, ("x", "Answer", 1)),
     # Cut off while thinking (max tokens): all of it is reasoning, and the thinking still ends.
     ("<think>I wonder whether", False, ("I wonder whether", "", 1)),
     # gpt-oss (harmony): analysis is reasoning, final is the answer, control markers never show.
@@ -81,7 +85,7 @@ def test_arbitrary_text_is_never_lost_or_invented_outside_markers(text: str, cut
     reasoning, answer, _ = split(chunks(text, cuts))
     assert (reasoning, answer) == split([text])[:2]
     if "<" not in text:
-        assert answer == text.lstrip() and reasoning == ""
+        assert (answer, reasoning) == (text, ""), "a reply without thinking is given out exactly as written"
 
 
 def test_prompt_tail_detection() -> None:
@@ -106,6 +110,31 @@ def test_template_opens_reads_the_prompt_tokens(engine: Engine) -> None:
     assert template_opens(OpeningEngine()) is True
     assert template_opens(FakeEngine()) is False  # cannot show its prompt: read as not opened
     assert template_opens(engine) is False  # the starter model's template does not think
+
+
+OPENING_TEMPLATE = (  # ChatML, with the generation prompt opening the thinking as DeepSeek-R1's template does
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+@pytest.mark.model
+def test_a_real_model_whose_template_opens_the_thinking(starter_path: Path, tmp_path: Path) -> None:
+    """llama.cpp on the starter model with its template changed to end the prompt inside <think>: the session
+    reads that from the real prompt tokens, so the whole reply (it never closes the tag) is thinking."""
+    thinking = patched_copy(starter_path, tmp_path / "thinking.gguf",
+                            strings={"tokenizer.chat_template": OPENING_TEMPLATE})
+    with Engine() as engine, Store(tmp_path / "c.sqlite3") as store:
+        engine.load(thinking, LoadOptions(context_length=1024))
+        assert template_opens(engine) is True
+        session = ChatSession(engine, store, PassThroughPolicy(), model_id="thinking",
+                              sampling=SamplingParams(temperature=0.0, seed=5, max_tokens=24))
+        events = list(session.send("Name a colour."))
+        result = events[-1]
+        assert isinstance(result, TurnResult) and result.completion_tokens > 0
+        released = "".join(e.text for e in events if isinstance(e, ReasoningReleased))
+        assert result.reasoning.strip() and released == result.reasoning and result.reply == ""
+        assert store.messages(result.conversation_id)[-1].reasoning == result.reasoning
 
 
 @pytest.fixture
