@@ -220,10 +220,10 @@ class ChatSession:
                                   reply)
 
     def _previous_cut(self, existing: Conversation | None, ids: tuple[int, ...]) -> int:
-        """The last turn's history cut, when this turn's history starts with the same messages up to it
-        (another branch may not)."""
+        """The last turn's history cut, when this turn continues that turn's history (a send). On another
+        branch (an edit, a regeneration, a switch) the plan starts afresh, keeping all the history that fits."""
         cut = self._cuts.get(existing.id) if existing is not None else None
-        if cut is None or ids[: cut.first_kept] != cut.history_ids[: cut.first_kept] or len(ids) < cut.first_kept:
+        if cut is None or ids[: len(cut.history_ids)] != cut.history_ids:
             return 0
         return cut.first_kept
 

@@ -140,6 +140,23 @@ def test_regenerating_a_blocked_turn_checks_the_message_again(store: Store) -> N
     assert dialogue(fake.prompts[-1]) == [("user", "Tell me about nerve agent history")]
 
 
+def test_an_edit_plans_its_own_branchs_history_afresh(store: Store) -> None:
+    """The last send's history cut is kept only by a turn that continues that send's history; an edit plans
+    its branch afresh and keeps what fits (here all five earlier turns, where the old cut would leave one)."""
+    fake = FakeEngine(["ok"], context_length=300)
+    session = ChatSession(fake, store, PassThroughPolicy(), model_id="fake", sampling=SamplingParams(max_tokens=20))
+    conversation = None
+    for i in range(8):
+        conversation = finish(list(session.send(f"Fact {i}: " + "word " * 12, conversation))).conversation_id
+    assert conversation is not None
+    last_send = [c.split(":")[0] for r, c in dialogue(fake.prompts[-1]) if r == "user"]
+    assert last_send == ["Fact 4", "Fact 5", "Fact 6", "Fact 7"], "the sends had to drop the first turns"
+    sixth = store.messages(conversation)[10]
+    finish(list(session.edit(conversation, sixth.id, "Fact five, again.")))
+    edited = [c.split(":")[0] for r, c in dialogue(fake.prompts[-1]) if r == "user"]
+    assert edited == ["Fact 0", "Fact 1", "Fact 2", "Fact 3", "Fact 4", "Fact five, again."]
+
+
 def test_wrong_targets_are_sentences(store: Store) -> None:
     fake = FakeEngine()
     session = ChatSession(fake, store, PassThroughPolicy(), model_id="fake")
