@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from assistant.app_logging import configure_logging
@@ -34,7 +35,7 @@ from ui.main_window import MainWindow
 from ui.models_dialog import DownloadBridge, ModelsDialog
 from ui.settings_dialog import SettingsDialog
 from ui.shutdown import CleanExit, end_with_running_threads
-from ui.theme import current_theme, style_sheet
+from ui.theme import DARK, LIGHT, current_theme, palette_for, style_sheet
 from ui.workers import TaskWorker, live_threads, start
 
 __all__ = ["HavenApp", "main"]
@@ -43,9 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def apply_theme(app: QApplication, theme: Theme) -> None:
-    """Settings choose light or dark, or (the default) follow the OS; the window's style sheet follows."""
+    """Settings choose light or dark, or (the default) follow the OS; the window's style sheet follows.
+    Where the platform cannot switch to the scheme asked for (X11 without a desktop portal, the offscreen
+    platform), Haven sets a palette in that scheme itself."""
     scheme = {Theme.DARK: Qt.ColorScheme.Dark, Theme.LIGHT: Qt.ColorScheme.Light}.get(theme, Qt.ColorScheme.Unknown)
-    app.styleHints().setColorScheme(scheme)
+    hints = app.styleHints()
+    hints.setColorScheme(scheme)
+    if scheme == Qt.ColorScheme.Unknown:
+        app.setPalette(QPalette())  # the platform's own
+    elif hints.colorScheme() != scheme:
+        app.setPalette(palette_for(DARK if scheme == Qt.ColorScheme.Dark else LIGHT))
     app.setStyleSheet(style_sheet(current_theme()))
 
 
@@ -72,6 +80,7 @@ class HavenApp(QObject):
         self.window.model_switcher = self.switch_model
         install_excepthook(self.window)
         apply_theme(app, self.settings.theme)
+        self.window.chat.set_theme(current_theme())
         app.styleHints().colorSchemeChanged.connect(self._scheme_changed)  # the OS switched light/dark
         for warning in self.core.take_warnings():
             show_error(self.window, warning)
@@ -193,6 +202,7 @@ class HavenApp(QObject):
             "context_length", "gpu_layers", "threads", "safety_guard_model"))
         self.settings = new
         apply_theme(self.app, new.theme)
+        self.window.chat.set_theme(current_theme())
         if reload_needed and self.window.turn is None:
             self.model_id = model_id
             self.load_model()

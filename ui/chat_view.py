@@ -31,22 +31,18 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QTimer,
-    QUrl,
     Signal,
 )
 from PySide6.QtGui import (
-    QDesktopServices,
     QFont,
     QGuiApplication,
-    QKeyEvent,
-    QKeySequence,
-    QMouseEvent,
     QStandardItem,
     QStandardItemModel,
 )
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
-from ui.markdown import COPY_SCHEME, MarkdownRenderer
+from ui.markdown import MarkdownRenderer
+from ui.message_actions import MessageInput
 from ui.message_item import Layout, MessageDelegate, RenderCache, ViewMessage, estimate_height, layout, render, spoken
 from ui.theme import Theme, current_theme
 
@@ -59,7 +55,7 @@ SCROLL_MS = 140               # the smooth scroll to a reply's new text
 PAD_X = 20                    # a point inside every row, for indexAt
 
 
-class ChatView(QListView):
+class ChatView(MessageInput, QListView):
     """The transcript. ``messages`` is the list shown; the window changes it through the methods below."""
 
     refused_link = Signal(str)            # a click on a link that is not http(s)
@@ -388,7 +384,7 @@ class ChatView(QListView):
         render(message, self._renderer, self.theme, self.message_font(), self._viewport_width())
         self._spoken(row)
         self._set_height(row, self._height(row))
-        self.viewport().update()
+        self.viewport().update(self.visualRect(self._model.index(row, 0)))  # only the reply being written
         if self._follow:
             self._to_bottom(smooth=True)
 
@@ -405,6 +401,7 @@ class ChatView(QListView):
     # -- scrolling ----------------------------------------------------------------------------
 
     def _user_scrolled(self, _action: int) -> None:
+        self._scroll.stop()  # the person's scroll wins over a smooth scroll under way
         QTimer.singleShot(0, self._update_follow)
 
     def _update_follow(self) -> None:
@@ -444,115 +441,6 @@ class ChatView(QListView):
 
     def _scheme_changed(self, _scheme: object) -> None:
         self.set_theme(current_theme())
-
-    # -- mouse and keys -------------------------------------------------------------------------
-
-    def _hit(self, position: QPoint) -> tuple[int, str | None, str | None]:
-        """The row under ``position``, the action button there, and the link there."""
-        index = self.indexAt(position)
-        if not index.isValid():
-            return -1, None, None
-        row = index.row()
-        _message, cache, lay = self.prepared(row, self.visualRect(index))
-        for name, rect in lay.buttons.items():
-            if rect.contains(position) and name != "branch":
-                return row, name, None
-        if lay.thinking is not None and lay.thinking.contains(position):
-            return row, "thinking", None
-        y = lay.body.top()
-        for doc in cache.segments:
-            height = int(doc.size().height())
-            if y <= position.y() < y + height:
-                anchor = doc.documentLayout().anchorAt(position - QPoint(lay.body.left(), y))
-                return row, None, anchor or None
-            y += height
-        return row, None, None
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        super().mouseMoveEvent(event)
-        _, action, link = self._hit(event.position().toPoint())
-        shape = Qt.CursorShape.PointingHandCursor if action or link else Qt.CursorShape.ArrowCursor
-        self.viewport().setCursor(shape)
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        super().mouseReleaseEvent(event)
-        if event.button() != Qt.MouseButton.LeftButton:
-            return
-        row, action, link = self._hit(event.position().toPoint())
-        if action is not None:
-            self.activate(row, action)
-        elif link is not None:
-            self._open_link(row, link)
-
-    def _open_link(self, row: int, link: str) -> None:
-        url = QUrl(link)
-        if url.scheme() == COPY_SCHEME:
-            self.copy_code(row, int(url.path() or -1))
-        elif url.scheme() in ("http", "https"):
-            QDesktopServices.openUrl(url)
-        else:
-            self.refused_link.emit(link)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        row = self.current_row()
-        key, mods = event.key(), event.modifiers()
-        alt = mods & Qt.KeyboardModifier.AltModifier
-        if event.matches(QKeySequence.StandardKey.Copy):
-            self.copy_message(row)
-        elif alt and key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
-            self.activate(row, "previous" if key == Qt.Key.Key_Left else "next")
-        elif key == Qt.Key.Key_T and not mods:
-            self.toggle_thinking(row)
-        elif key in (Qt.Key.Key_Menu,) or (key == Qt.Key.Key_F10 and mods & Qt.KeyboardModifier.ShiftModifier):
-            self.show_actions(row, self.visualRect(self._model.index(row, 0)).topLeft())
-        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self.open_selectable(row)
-        else:
-            super().keyPressEvent(event)
-        self.viewport().update()
-
-    def contextMenuEvent(self, event: object) -> None:  # type: ignore[override]
-        position = event.pos()  # type: ignore[attr-defined]
-        index = self.indexAt(position)
-        if index.isValid():
-            self.setCurrentIndex(index)
-            self.show_actions(index.row(), position)
-
-    def actions_menu(self, row: int) -> QMenu:
-        """Every action of a message, named for screen readers and keyboards."""
-        menu = QMenu(self)
-        menu.setAccessibleName("Message actions")
-        message = self.messages[row]
-        menu.addAction("&Copy message", lambda: self.activate(row, "copy"))
-        for number, _code in enumerate(self.code_blocks(row)):
-            menu.addAction(f"Copy code block &{number + 1}", lambda n=number: self.copy_code(row, n))
-        menu.addAction("&Select text…", lambda: self.open_selectable(row))
-        streaming = self.is_streaming(row) or message.message_id is None
-        if message.role == "user":
-            menu.addAction("&Edit…", lambda: self.activate(row, "edit")).setEnabled(not streaming)
-        else:
-            menu.addAction("&Regenerate", lambda: self.activate(row, "regenerate")).setEnabled(not streaming)
-        if message.reasoning:
-            menu.addAction("Hide &thinking" if message.reasoning_open else "Show &thinking",
-                           lambda: self.activate(row, "thinking"))
-        if message.sibling_count > 1:
-            menu.addAction("&Previous version", lambda: self.activate(row, "previous"))
-            menu.addAction("&Next version", lambda: self.activate(row, "next"))
-        return menu
-
-    def show_actions(self, row: int, position: QPoint) -> None:
-        if 0 <= row < len(self.messages):
-            self.actions_menu(row).popup(self.viewport().mapToGlobal(position))
-
-    def open_selectable(self, row: int) -> None:
-        """The message in a read-only text box over it, to select and copy any part (Esc closes it)."""
-        from ui.selectable import SelectableText
-
-        if not 0 <= row < len(self.messages):
-            return
-        index = self._model.index(row, 0)
-        _, cache, lay = self.prepared(row, self.visualRect(index))
-        SelectableText.show_over(self, cache, lay.body, self.theme)
 
     def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.FontChange:

@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeyEvent, QKeySequence
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from assistant.export import conversations_to_markdown, export_json
+from assistant.importing import ImportResult, import_file
 from assistant.session import ChatSession, TurnResult
 from assistant.store import Store, StoredMessage
 from ui.chat_view import ChatView, ViewMessage
@@ -419,8 +419,6 @@ class MainWindow(QMainWindow):
                                                      "Conversation exports (*.json);;All files (*)")[0]
         if not chosen:
             return
-        from assistant.importing import import_file  # only when asked: start-up does not pay for it
-
         store = self.store
         worker = TaskWorker(lambda: import_file(store, Path(chosen)))  # a big export takes a while to read
         worker.result.connect(self._imported)  # bound methods: queued to the UI thread
@@ -428,7 +426,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Importing {Path(chosen).name}…")
         self._import_thread = start(worker, worker.run)
 
-    def _imported(self, result: Any) -> None:  # assistant.importing.ImportResult
+    def _imported(self, result: ImportResult) -> None:
         created = [c.id for c in result.conversations]
         self.sidebar.refresh()
         self.statusBar().showMessage(

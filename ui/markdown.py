@@ -8,8 +8,10 @@ What the text may never do, whatever it contains:
 * link anywhere but the web: only ``http`` and ``https`` links become anchors; other links show as text.
   A click on one is handled by the view (it opens only on click, in the system browser).
 
-Maths is kept as TeX, set in a serif italic span (inline) or a centred block (display): readable without
-a network or a TeX engine, and exactly what the model wrote.
+Maths is turned into Unicode text by pylatexenc (``\\frac{1}{n} \\sum x_i`` reads ``1/n ∑ x_i``, Greek
+letters and symbols become their characters) and set in a serif italic span (inline) or a centred block
+(display): readable without a network or a TeX engine. TeX it cannot read is shown as written; copying
+the message gives the TeX.
 
 :func:`stable_prefix_end` lets a streaming reply render its finished blocks once and only its growing
 tail on each update.
@@ -18,6 +20,7 @@ tail on each update.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
+from pylatexenc.latex2text import LatexNodes2Text
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextDocument
 
@@ -71,7 +75,7 @@ class MarkdownRenderer:
         rules = {
             "image": self._image, "link_open": self._link_open, "link_close": self._link_close,
             "fence": self._fence, "code_block": self._fence, "code_inline": self._code_inline,
-            "math_inline": self._math_inline, "math_inline_double": self._math_block,
+            "math_inline": self._math_inline, "math_inline_double": self._math_inline,
             "math_block": self._math_block, "math_block_label": self._math_block,
             "table_open": self._table_open, "th_open": self._cell_open, "td_open": self._cell_open,
             "blockquote_open": self._blockquote_open,
@@ -80,13 +84,15 @@ class MarkdownRenderer:
             self.md.add_render_rule(name, lambda _renderer, tokens, idx, options, env, rule=rule:
                                     rule(tokens, idx, options, env))
         self._formatters: dict[str, HtmlFormatter] = {}
+        self._maths = LatexNodes2Text(math_mode="text")
+        logging.getLogger("pylatexenc").setLevel(logging.ERROR)  # a model's broken TeX is not worth a warning
 
     def render(self, text: str, theme: Theme, first_code_index: int = 0) -> Rendered:
         """``text`` (a reply or a user's message) as HTML that is safe to show, in ``theme``'s colours; code
         blocks are numbered from ``first_code_index`` in their copy links."""
         env: dict[str, Any] = {"theme": theme, "code": [], "links": [], "first_code": first_code_index}
         body = self.md.render(text, env)
-        return Rendered(html=body, code_blocks=env["code"])
+        return Rendered(html=body.strip(), code_blocks=env["code"])
 
     # -- rules ------------------------------------------------------------------------------------
 
@@ -145,14 +151,22 @@ class MarkdownRenderer:
         return (f'<code style="background-color: {theme.code_background}">'
                 f"{html.escape(tokens[idx].content)}</code>")
 
+    def _readable(self, tex: str) -> str:
+        """TeX as Unicode text, or as written when it cannot be read."""
+        try:
+            text = self._maths.latex_to_text(tex).strip()
+        except Exception:  # pylatexenc's parse errors are plain exceptions; a wrong formula is not ours to fix
+            return tex
+        return tex if not text or "%s" in text else text  # "%s": a macro missing its arguments
+
     def _math_inline(self, tokens: Sequence[Token], idx: int, options: Any,
                      env: dict[str, Any]) -> str:
         return (f'<span style="font-family: serif; font-style: italic; color: {self._theme(env).math}">'
-                f"{html.escape(tokens[idx].content)}</span>")
+                f"{html.escape(self._readable(tokens[idx].content))}</span>")
 
     def _math_block(self, tokens: Sequence[Token], idx: int, options: Any,
                     env: dict[str, Any]) -> str:
-        tex = html.escape(tokens[idx].content.strip()).replace("\n", "<br>")
+        tex = html.escape(self._readable(tokens[idx].content.strip())).replace("\n", "<br>")
         return (f'<p align="center" style="font-family: serif; font-style: italic; '
                 f'color: {self._theme(env).math}">{tex}</p>\n')
 

@@ -181,9 +181,11 @@ def spoken(message: ViewMessage) -> str:
     return f"{who}{suffix}: {message.content}"
 
 
-def note_text(message: ViewMessage) -> str:
+def note_text(message: ViewMessage, streaming: bool) -> str:
     if message.blocked:
         return f"safety notice ({message.category})" if message.category else "safety notice"
+    if streaming:
+        return "writing…"
     if not message.complete and message.role == "assistant":
         return "stopped"
     return ""
@@ -282,9 +284,11 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(QColor(theme.muted))
         align = Qt.AlignmentFlag.AlignRight if message.role == "user" else Qt.AlignmentFlag.AlignLeft
         painter.drawText(lay.header, align | Qt.AlignmentFlag.AlignVCenter, header_text(message))
-        if current:
+        if current:  # the keyboard is on this message: a ring around its column
             painter.setPen(QColor(theme.accent))
-            painter.drawRoundedRect(QRectF(option.rect.adjusted(4, 2, -4, -GAP // 2)), 6, 6)
+            left, inner = column(option.rect.width(), font)
+            ring = QRect(left - 8, option.rect.top() + 2, inner + 16, option.rect.height() - GAP // 2 - 2)
+            painter.drawRoundedRect(QRectF(ring), 6, 6)
         if lay.thinking is not None:
             painter.setPen(QColor(theme.muted))
             painter.drawText(lay.thinking, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -309,7 +313,7 @@ class MessageDelegate(QStyledItemDelegate):
                 continue
             painter.setPen(QColor(theme.muted))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, labels[name])
-        note = note_text(message)
+        note = note_text(message, streaming)
         if note:
             painter.setPen(QColor(theme.muted))
             spot = lay.header.translated(0, 0)

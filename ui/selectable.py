@@ -7,7 +7,7 @@ nothing is loaded, and only an http(s) link opens, on click.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt, QUrl
+from PySide6.QtCore import QEvent, QRect, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QFocusEvent, QKeyEvent, QTextCursor, QTextDocumentFragment
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
@@ -38,6 +38,13 @@ class SelectableText(QTextBrowser):
         if url.scheme() in ("http", "https"):
             QDesktopServices.openUrl(url)
 
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
+                and event.key() == Qt.Key.Key_Escape:
+            event.accept()  # Esc closes this box; it is not the window's Stop
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self._close()
@@ -58,10 +65,13 @@ class SelectableText(QTextBrowser):
     @classmethod
     def show_over(cls, view: QWidget, cache: RenderCache, body: QRect, theme: Theme) -> SelectableText:
         document = SafeDocument()
-        cursor = QTextCursor(document)
-        for segment in cache.segments:
-            cursor.movePosition(QTextCursor.MoveOperation.End)
-            cursor.insertFragment(QTextDocumentFragment(segment))
+        if len(cache.segments) == 1:
+            document.setHtml(cache.segments[0].toHtml())
+        else:  # a reply still streaming: its finished blocks and its tail
+            cursor = QTextCursor(document)
+            for segment in cache.segments:
+                cursor.movePosition(QTextCursor.MoveOperation.End)
+                cursor.insertFragment(QTextDocumentFragment(segment))
         document.setDefaultFont(cache.segments[0].defaultFont() if cache.segments else view.font())
         viewport = view.viewport()  # type: ignore[attr-defined]
         box = cls(viewport, document, theme)

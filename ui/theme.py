@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
 from assistant.paths import resource_path
 
-__all__ = ["DARK", "LIGHT", "Theme", "current_theme", "style_sheet"]
+__all__ = ["DARK", "LIGHT", "Theme", "current_theme", "palette_for", "style_sheet"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +62,23 @@ def style_sheet(theme: Theme) -> str:
     for field in Theme.__dataclass_fields__:
         template = template.replace("@" + field, str(getattr(theme, field)))
     return template
+
+
+def palette_for(theme: Theme) -> QPalette:
+    """A window palette in this theme's colours, for platforms that cannot switch light and dark themselves
+    (``QStyleHints.setColorScheme`` is a request; X11 without a desktop portal, for one, ignores it)."""
+    roles = QPalette.ColorRole
+    base, window = QColor(theme.background), QColor("#f3f4f6" if not theme.dark else "#26282c")
+    colours = {
+        roles.Window: window, roles.WindowText: QColor(theme.text), roles.Base: base,
+        roles.AlternateBase: window, roles.Text: QColor(theme.text), roles.Button: window,
+        roles.ButtonText: QColor(theme.text), roles.Highlight: QColor(theme.accent),
+        roles.HighlightedText: QColor(theme.background), roles.ToolTipBase: base, roles.ToolTipText: QColor(theme.text),
+        roles.PlaceholderText: QColor(theme.muted), roles.Link: QColor(theme.link), roles.Mid: QColor(theme.border),
+    }
+    palette = QPalette()
+    for role, colour in colours.items():
+        palette.setColor(role, colour)
+    palette.setColor(QPalette.ColorGroup.Disabled, roles.Text, QColor(theme.muted))
+    palette.setColor(QPalette.ColorGroup.Disabled, roles.ButtonText, QColor(theme.muted))
+    return palette

@@ -25,6 +25,9 @@ TARGETS: tuple[tuple[str, str, str, Callable[[float], bool] | None], ...] = (  #
     ("startup_first_token_ms", "start-up to first text", "ms", None),
     ("rss_overhead_mb", "peak memory over model size", "MB", lambda v: v <= 300),
     ("ui_max_stall_ms", "longest UI stall while streaming", "ms", lambda v: v <= 50),
+    ("long_load_ms", "opening 1,000 exchanges", "ms", lambda v: v <= 1000),
+    ("long_max_stall_ms", "longest UI stall, streaming into them", "ms", lambda v: v <= 33),
+    ("long_rss_mb", "app memory with them open", "MB", None),
     ("late_vs_early_tps", "speed at token 1000 / token 50", "", None),
     ("raw_tokens_per_second", "raw llama-cpp-python decode", "tok/s", None),
     ("haven_tokens_per_second", "Haven turn decode", "tok/s", None),
@@ -53,6 +56,9 @@ def _text_report(report: BenchReport) -> str:
     error = report.details.get("ui", {}).get("error")
     if error:
         lines.append(f"  desktop app not measured: {error}")
+    long_error = report.details.get("ui_long", {}).get("error")
+    if long_error:
+        lines.append(f"  long conversation not measured: {long_error}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,8 @@ from assistant.bench.probes import percentile, tokens_per_second_near
 
 FIELDS = ("throughput_ratio", "ttft_ms", "safety_overhead", "startup_window_ms", "startup_first_token_ms",
           "rss_overhead_mb", "ui_max_stall_ms", "late_vs_early_tps", "raw_tokens_per_second",
-          "haven_tokens_per_second", "independent_throughput_ratio")
+          "haven_tokens_per_second", "independent_throughput_ratio", "long_load_ms", "long_max_stall_ms",
+          "long_rss_mb")
 
 
 def test_percentile_interpolates_and_handles_edges() -> None:
@@ -44,6 +45,7 @@ def test_bench_reports_every_field_and_leaves_the_users_data_alone(tmp_path: Pat
     assert all(isinstance(v, float) and v > 0 for v in numbers), report
     assert len(report["details"]["pairs"]) == 1 and len(report["details"]["independent_pairs"]) == 1
     assert not any(pair["blocked"] for pair in report["details"]["pairs"])
+    assert report["details"]["ui_long"]["long_messages"] == 80  # the quick run's 40 exchanges, all opened
     # The benchmark's turns went to a scratch folder, not into the user's conversations.
     listing = subprocess.run([sys.executable, "-m", "assistant", "history", "list", "--json"], env=env,
                              capture_output=True, text=True, timeout=60, check=True)

@@ -16,6 +16,7 @@ from assistant.store import Store
 from tests.fakes import FakeEngine, WordPolicy
 from ui.chat_view import ChatView, ViewMessage
 from ui.main_window import MainWindow
+from ui.selectable import SelectableText
 
 
 @pytest.fixture
@@ -174,12 +175,13 @@ def test_auto_scroll_follows_new_text_and_stops_when_scrolled_up(qtbot) -> None:
     assert view.following
     bar.triggerAction(QAbstractSlider.SliderAction.SliderPageStepSub)  # the person scrolls up
     qtbot.waitUntil(lambda: not view.following, timeout=1000)
-    held = bar.value()
+    top = view.indexAt(QPoint(40, 0)).row()
     for line in range(20, 40):
         view.append_text(f"Line {line} of a streaming reply.\n\n")
         view.render_now()
     qtbot.wait(300)
-    assert bar.value() == held < bar.maximum(), "new text does not pull the transcript down"
+    assert view.indexAt(QPoint(40, 0)).row() == top, "new text does not pull the transcript down"
+    assert bar.value() < bar.maximum() - 100
     bar.triggerAction(QAbstractSlider.SliderAction.SliderToMaximum)  # back to the bottom: follow again
     qtbot.waitUntil(lambda: view.following, timeout=1000)
     view.append_text("More.\n\n")
@@ -202,6 +204,11 @@ def test_messages_have_names_and_every_action_a_keyboard_path(qtbot, scripted) -
     view.setCurrentIndex(view.model().index(1, 0))
     qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert QGuiApplication.clipboard().text() == "Sure."
+    qtbot.keyClick(view, Qt.Key.Key_Return)  # open it for selecting text
+    box = view.viewport().findChild(SelectableText)
+    assert box is not None and box.toPlainText() == "Sure." and box.isReadOnly()
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: box.isHidden() and view.hasFocus(), timeout=2000)
     size = view.message_font().pointSizeF()
     qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     assert view.message_font().pointSizeF() == size + 1
@@ -222,3 +229,26 @@ def test_a_long_conversation_opens_by_rendering_only_what_is_on_screen(qtbot) ->
     assert 0 < rendered < 100, rendered
     bar = view.verticalScrollBar()
     assert bar.value() == bar.maximum()
+
+
+CHATGPT = Path(__file__).parent.parent / "core" / "data" / "chatgpt_conversations.json"
+
+
+def test_import_from_the_menu_opens_the_conversation_with_its_branches(qtbot, scripted, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    window, _, store = scripted
+    errors: list[str] = []
+    monkeypatch.setattr("ui.main_window.show_error", lambda parent, message, details="": errors.append(message))
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"mapping": ', encoding="utf-8")
+    window.import_conversations(str(broken))
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
+    assert store.list_conversations() == [], "a malformed file imports nothing"
+    window.import_conversations(str(CHATGPT))
+    qtbot.waitUntil(lambda: window.sidebar.list.count() == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: window.conversation_id is not None, timeout=10_000)
+    assert "Imported 2 conversations" in window.statusBar().currentMessage()
+    view = window.chat
+    assert [m.role for m in view.messages][:2] == ["user", "assistant"]
+    assert any(m.sibling_count == 2 for m in view.messages), "the branches came along: arrows show"
+    assert len(errors) == 1
