@@ -195,8 +195,8 @@ def test_the_store_writes_an_import_in_one_transaction(store: Store) -> None:
     assert store.list_conversations() == []
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True, text=True,
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistant", *args], input=stdin, capture_output=True, text=True,
                           env=dict(os.environ), timeout=120)
 
 
@@ -213,7 +213,7 @@ def test_history_import_and_export_from_the_command_line(haven_home: Path, tmp_p
     assert len(conversation["messages"]) == 7 and conversation["branches"] == "all"
     again = tmp_path / "again.json"
     again.write_text(exported.stdout)
-    plain = cli("history", "import", str(again))
+    plain = cli("history", "import", "-", stdin=again.read_text())
     assert plain.returncode == 0 and len(plain.stdout.split()) == 1
 
     bad = tmp_path / "bad.json"
