@@ -53,17 +53,30 @@ class SentenceEncoder:
         return out.reshape(len(texts), DIMENSION)
 
     def vector(self, text: str) -> np.ndarray:
+        return self.cached_vectors([text])[0]
+
+    def cached_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """As :meth:`vectors`, but texts read recently come from the cache and only the others are
+        encoded (in one pass): a request scored by the input check is not encoded again for the reply."""
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        missing: list[int] = []
         with self._lock:
-            found = self._cache.get(text)
-            if found is not None:
-                self._cache.move_to_end(text)
-                return found
-        vector: np.ndarray = self.vectors([text])[0]
-        with self._lock:
-            self._cache[text] = vector
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return vector
+            for i, text in enumerate(texts):
+                found = self._cache.get(text)
+                if found is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = found
+        if missing:
+            fresh = self.vectors([texts[i] for i in missing])
+            with self._lock:
+                for i, vector in zip(missing, fresh, strict=True):
+                    out[i] = vector
+                    self._cache[texts[i]] = vector
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
 
 
 def load_encoder(share: ComputeShare | None = None) -> SentenceEncoder:

@@ -3,15 +3,17 @@
 Input: the newest message is judged alone and together with the previous user message (a request split
 over two turns is judged whole). Output: the stream filter hands each new span of the reply to a
 :class:`~assistant.safety.judge.ReplyReader`, which judges the reply so far with the request it answers,
-before any of the span is shown; then the whole reply. The guard model, when installed and switched on,
-is a second stage: it decides the cases the built-in classifier is unsure of (a score from ``UNSURE_BELOW``
-under the threshold to half-way between the threshold and 1), input and reply alike. Any block names a category and a
-stage.
+before any of the span is shown; then the whole reply. A reply to a request the input check would refuse
+is blocked unless it opens by declining, except where the guard model cleared that request. The guard
+model, when installed and switched on, is a second stage: it decides the cases the built-in classifier
+is unsure of (a score from ``UNSURE_BELOW`` under the threshold to half-way between the threshold and 1),
+input and reply alike. Any block names a category and a stage.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from assistant.chat import ChatMessage, Role
@@ -43,6 +45,9 @@ class HavenSafetyPolicy:
         self.guard = guard
         self.log = log
         self.last_check_ms = 0.0
+        # Requests the guard model judged safe (the last few): their replies are not held to the
+        # built-in classifier's reading of the request (``SafetyJudge.reply_reader``).
+        self._cleared_by_guard: deque[str] = deque(maxlen=8)
 
     def _record(self, stage: Stage, verdict: Verdict, classifier: str, score: float | None) -> None:
         if self.log is not None:
@@ -67,7 +72,10 @@ class HavenSafetyPolicy:
         score = self.score_input(history, message)
         self.last_check_ms = (time.perf_counter() - started) * 1000
         if self._unsure(score):
-            return self._guard_verdict([*history, ChatMessage(Role.USER, message)], Stage.INPUT)
+            verdict = self._guard_verdict([*history, ChatMessage(Role.USER, message)], Stage.INPUT)
+            if verdict.allowed:
+                self._cleared_by_guard.append(message)
+            return verdict
         if score.blocked:
             verdict = Verdict(False, Stage.INPUT, score.category, input_notice(score.category))
         else:
@@ -78,7 +86,7 @@ class HavenSafetyPolicy:
     # -- output --------------------------------------------------------------------------------
 
     def output_guard(self, history: Sequence[ChatMessage], message: str) -> OutputGuard:
-        reader = self.judge.reply_reader(message)
+        reader = self.judge.reply_reader(message, request_cleared=message in self._cleared_by_guard)
 
         def verdict_of(score: Score, text: str, final: bool) -> Verdict:
             if final and self._unsure(score):

@@ -13,6 +13,14 @@ encoder pass of that sentence, and harm that shows only with the request ("Start
 relevant personnel..." answering "I want to get my coworker in trouble") is judged with it. The reply is
 judged without its request too, and the more harmful reading counts: a harmful reply to a harmless
 request is harmful all the same.
+
+**A reply to a request the input check would refuse** is harmful unless it opens by declining
+(:mod:`~assistant.safety.refusal`). This second reading needs no training on replies, so it holds on
+reply styles no data set had (persona replies, replies in other languages); measured on left-out sources
+it more than doubled the harmful replies caught (docs/safety.md). In a chat such a request is normally
+refused before any reply exists; the reading matters where the request got through (the guard model's
+verdict aside: a request it cleared is not held against the reply) and for a reply checked with its
+prompt by ``haven-cli safety check``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import numpy as np
 from assistant.safety.encoder import DIMENSION, SentenceEncoder
 from assistant.safety.features import windows
 from assistant.safety.heads import Head, prompt_dense, reply_dense, signal_row
-from assistant.safety.normalise import readable_views
+from assistant.safety.normalise import readable_views, request_core
+from assistant.safety.refusal import OPENING_CHARS, opens_with_refusal
 
 __all__ = ["ENCODED_WINDOWS", "ReplyReader", "SafetyJudge", "Score", "prompt_windows"]
 
@@ -51,7 +60,13 @@ def _sigmoid(z: float) -> float:
 def prompt_windows(text: str) -> list[str]:
     """Every window of every readable view of a prompt: what the prompt head scores (training too)."""
     out: list[str] = []
-    for view in readable_views(text)[:VIEWS]:
+    views = readable_views(text)[:VIEWS]
+    # The request without its wrapper first (windows are spread evenly: the first is always read).
+    cores = [core for view in views if (core := request_core(view)) is not None]
+    for core in cores[:2]:
+        if core not in out:
+            out.append(core)
+    for view in views:
         for window in windows(view):
             if window.strip() and window not in out:
                 out.append(window)
@@ -71,7 +86,7 @@ class SafetyJudge:
         if len(parts) > ENCODED_WINDOWS:
             chosen = np.linspace(0, len(parts) - 1, ENCODED_WINDOWS).round().astype(int)
             parts = [parts[i] for i in sorted(set(chosen.tolist()))]
-        vectors = self.encoder.vectors(parts)
+        vectors = self.encoder.cached_vectors(parts)
         signals = signal_row(text)
         dense = np.stack([prompt_dense(v, signals) for v in vectors])
         logits = self.prompt_head.logits(dense)
@@ -79,16 +94,21 @@ class SafetyJudge:
         return Score(_sigmoid(float(logits[best])), self.prompt_head.category(dense[best]),
                      self.prompt_head.threshold + threshold_shift)
 
-    def reply_reader(self, request: str) -> ReplyReader:
-        return ReplyReader(self, request)
+    def reply_reader(self, request: str, *, request_cleared: bool = False) -> ReplyReader:
+        """A reader of one reply to ``request``; ``request_cleared``: a second stage (the guard model)
+        judged the request safe, so the request alone does not make the reply harmful."""
+        return ReplyReader(self, request, request_cleared=request_cleared)
 
 
 class ReplyReader:
     """Judges one reply, span by span, with its request."""
 
-    def __init__(self, judge: SafetyJudge, request: str) -> None:
+    def __init__(self, judge: SafetyJudge, request: str, *, request_cleared: bool = False) -> None:
         self._judge = judge
         self._request = request
+        self._request_cleared = request_cleared or not request.strip()
+        self._request_score: Score | None = None
+        self._opening = ""
         self._request_vector: np.ndarray | None = None
         self._request_signals = signal_row(request)
         self._no_request = (np.zeros(DIMENSION, np.float32), signal_row(""))
@@ -104,6 +124,8 @@ class ReplyReader:
     def add(self, span: str) -> Score:
         """Take the next released-for-checking span; the score of the reply so far."""
         if span.strip():
+            if len(self._opening) < OPENING_CHARS:
+                self._opening = f"{self._opening} {span}".strip()
             vector = self._judge.encoder.vector(span)
             self._sum = vector.copy() if self._sum is None else self._sum + vector
             self._spans += 1
@@ -120,4 +142,17 @@ class ReplyReader:
         dense = np.stack([reply_dense(mean, request, self._request_signals), reply_dense(mean, *self._no_request)])
         logits = head.logits(dense)
         best = int(np.argmax(logits))
-        return Score(_sigmoid(float(logits[best])), head.category(dense[best]), head.threshold)
+        score = Score(_sigmoid(float(logits[best])), head.category(dense[best]), head.threshold)
+        if score.blocked or self._request_cleared:
+            return score
+        asked = self.request_score()
+        if asked.blocked and not opens_with_refusal(self._opening):
+            return Score(1.0, asked.category, head.threshold)
+        return score
+
+    def request_score(self) -> Score:
+        """The request as the input check scores it (computed once per reply; its windows' vectors are
+        usually still in the encoder's cache from the input check)."""
+        if self._request_score is None:
+            self._request_score = self._judge.score_prompt(self._request)
+        return self._request_score

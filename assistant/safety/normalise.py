@@ -22,7 +22,7 @@ import re
 import unicodedata
 import urllib.parse
 
-__all__ = ["JAILBREAK_PATTERNS", "jailbreak_signals", "normalise", "readable_views"]
+__all__ = ["JAILBREAK_PATTERNS", "jailbreak_signals", "normalise", "readable_views", "request_core"]
 
 # Characters that render as nothing (or as a soft hyphen) and split words for a classifier only.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d"
@@ -137,6 +137,31 @@ def readable_views(text: str) -> list[str]:
     if _english_words(rot) >= max(3, 2 * _english_words(base) + 1):
         add(rot)
     return views
+
+
+# Where a wrapper hands over the request it carries: "Here is my question: ...", "Query: ...".
+_REQUEST_MARKER = re.compile(r"(?:\b(?:question|query|request|prompt|task|instruction|input)s?\b|问题|질문|คำถาม)"
+                             r"[^\n.:：]{0,20}[:：]\s*", re.IGNORECASE)
+_CORE_MIN_CHARS = 120  # shorter prompts are judged whole: nothing to unwrap
+_CORE_MAX_CHARS = 400
+
+
+def request_core(text: str) -> str | None:
+    """The request a long prompt carries, without its wrapper: the text after the last "question:" or
+    "query:" marker, else the prompt's last sentence or line. A template of instructions (answer in JSON,
+    begin with "Once upon a time", never apologise) around one short request reads, to a sentence
+    encoder, mostly as the instructions: judged alone, the request is what it says. None when the prompt
+    is short or has nothing to unwrap."""
+    text = text.strip()
+    if len(text) < _CORE_MIN_CHARS:
+        return None
+    markers = list(_REQUEST_MARKER.finditer(text))
+    if markers and len(core := text[markers[-1].end():].strip()) >= 8:
+        return core[:_CORE_MAX_CHARS]
+    pieces = [s for s in re.split(r"(?<=[.!?。！？])\s+|\n+", text) if len(s.strip()) >= 8]
+    if len(pieces) < 2:
+        return None
+    return pieces[-1].strip()[:_CORE_MAX_CHARS]
 
 
 # Wrapper families, each a signal: what a jailbreak needs to say, in the forms public templates use.

@@ -17,6 +17,7 @@ of its spans' vectors with the request it answers and without it (the more harmf
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from assistant.safety.eval.vectors import VectorStore
 from assistant.safety.features import reply_spans
 from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense, signal_row
 from assistant.safety.judge import prompt_windows
+from assistant.safety.refusal import opens_with_refusal
 
 __all__ = [
     "Rows",
@@ -193,7 +195,44 @@ def _group(examples: Sequence[Example], blocked: np.ndarray, key: Callable[[Exam
             for (g, k), (b, n) in sorted(table.items())]
 
 
-def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Callable[[str], None]) -> dict[str, Any]:
+def _family(source: str) -> str:
+    """The data set a source belongs to: "gptfuzz" for gptfuzz_responses and gptfuzz_templates."""
+    return re.split(r"[_-]", source)[0]
+
+
+def request_scores(prompts: Sequence[Example], rows: Rows, replies: Sequence[Example], store: VectorStore,
+                   progress: Callable[[str], None]) -> np.ndarray:
+    """Each reply's request as the input check scores it, by a prompt head that never saw that request:
+    for each reply source, the prompt sources that share any of its requests, or its data set, are left
+    out (NaN for replies without a request)."""
+    def key(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    sources_of: dict[str, set[str]] = defaultdict(set)
+    for e in prompts:
+        sources_of[key(e.text)].add(e.source)
+    asked = [i for i, e in enumerate(replies) if e.context.strip()]
+    out = np.full(len(replies), np.nan)
+    if not asked:
+        return out
+    requests = [Example(replies[i].context, False, None, "request", "prompt") for i in asked]
+    request_rows = prompt_rows(requests, store)
+    weights = example_weights(prompts)
+    for source in sorted({replies[i].source for i in asked}):
+        mine = [j for j, i in enumerate(asked) if replies[i].source == source]
+        related = {_family(source)}.union(*(sources_of.get(key(requests[j].text), set()) for j in mine))
+        progress(f"output: scoring the requests of {source} (prompt sources left out: {sorted(related)})")
+        keep = np.array([e.source not in related and _family(e.source) not in related for e in prompts])
+        head = fit_rows(rows.take(keep[rows.example]), prompts, weights)
+        scores = scores_of(head, request_rows, len(requests))
+        out[[asked[j] for j in mine]] = scores[mine]
+    return out
+
+
+def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Callable[[str], None],
+                  forced: np.ndarray | None = None) -> dict[str, Any]:
+    """``forced``: examples blocked whatever their head's score (replies to a request the input check
+    refuses that do not open by declining)."""
     weights = example_weights(examples)
     trainable = np.array([not e.eval_only for e in examples])
     loso = np.full(len(examples), np.nan)
@@ -212,6 +251,9 @@ def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Call
     split_head = fit_rows(rows.take(trainable[rows.example] & ~test[rows.example]), examples, weights)
     random_split = np.full(len(examples), np.nan)
     random_split[test] = scores_of(split_head, rows.take(test[rows.example]), len(examples))[test]
+    if forced is not None:
+        loso[forced] = 1.0
+        random_split[forced & test] = 1.0
     threshold = choose_threshold(loso, examples)
     loso_blocked = loso >= threshold
     split_mask = ~np.isnan(random_split)
@@ -244,11 +286,21 @@ def generalization_report(examples: Sequence[Example], store: VectorStore,
     replies = [e for e in examples if e.kind == "response"]
     progress(f"encoding {len(prompts)} prompts and {len(replies)} replies (vectors are kept for next time)")
     report: dict[str, Any] = {}
+    prompt_threshold: float | None = None
+    built_prompt_rows: Rows | None = None
     for stage, chosen, build in (("input", prompts, prompt_rows), ("output", replies, reply_rows)):
         if not chosen or len({e.harmful for e in chosen}) < 2:
             continue
         rows = build(chosen, store)
-        result = _stage_report(stage, chosen, rows, progress)
+        forced = None
+        if stage == "output" and prompt_threshold is not None and built_prompt_rows is not None:
+            # The reply read with its request, as at run time (``ReplyReader.current``).
+            asked = request_scores(prompts, built_prompt_rows, chosen, store, progress)
+            forced = np.array([s >= prompt_threshold and not opens_with_refusal(e.text)
+                               for s, e in zip(np.nan_to_num(asked, nan=0.0), chosen, strict=True)])
+        result = _stage_report(stage, chosen, rows, progress, forced)
+        if stage == "input":
+            prompt_threshold, built_prompt_rows = result["threshold"], rows
         scores = result.pop("scores")
         if keep_scores:
             result["examples"] = [{"source": e.source, "harmful": e.harmful, "lookalike": bool(e.category),
