@@ -43,7 +43,17 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from ui.markdown import MarkdownRenderer
 from ui.message_actions import MessageInput
-from ui.message_item import Layout, MessageDelegate, RenderCache, ViewMessage, estimate_height, layout, render, spoken
+from ui.message_item import (
+    Estimator,
+    Layout,
+    MessageDelegate,
+    RenderCache,
+    ViewMessage,
+    estimate_height,
+    layout,
+    render,
+    spoken,
+)
 from ui.theme import Theme, current_theme
 
 __all__ = ["ChatView", "ViewMessage"]
@@ -53,6 +63,7 @@ KEEP_RENDERED = 300           # messages whose documents are kept; older ones ar
 FOLLOW_SLACK = 24             # within this many pixels of the bottom counts as "at the bottom"
 SCROLL_MS = 140               # the smooth scroll to a reply's new text
 PAD_X = 20                    # a point inside every row, for indexAt
+WARM_UP = "*a* $x^2$\n\n```python\nx = 1\n```\n\n| a |\n|---|\n| 1 |\n"
 
 
 class ChatView(MessageInput, QListView):
@@ -81,6 +92,8 @@ class ChatView(MessageInput, QListView):
         self.setItemDelegate(MessageDelegate(self))
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always there, so the width does not change (and every message with it) when a conversation grows.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setMouseTracking(True)
@@ -108,6 +121,12 @@ class ChatView(MessageInput, QListView):
         bar.valueChanged.connect(lambda _value: self._prefetch.start())
         hints = QGuiApplication.styleHints()
         hints.colorSchemeChanged.connect(self._scheme_changed)
+        QTimer.singleShot(0, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Load the parser's and the highlighter's lazily imported parts while the window is idle, not
+        when the first conversation is opened (~100 ms the first time)."""
+        self._renderer.render(WARM_UP, self.theme)
 
     # -- what the window calls --------------------------------------------------------------------
 
@@ -117,14 +136,12 @@ class ChatView(MessageInput, QListView):
         self._stream_dirty = False
         self.messages = list(messages)
         self._rendered.clear()
-        width = self._viewport_width()
-        font = self.message_font()
+        estimator = Estimator.for_font(self.message_font(), self._viewport_width())
         self._model.clear()
         items = []
         for message in self.messages:
             item = QStandardItem()
-            item.setEditable(False)
-            item.setSizeHint(QSize(1, estimate_height(message, font, width)))
+            item.setSizeHint(QSize(1, estimate_height(message, estimator)))
             item.setData(spoken(message), Qt.ItemDataRole.AccessibleTextRole)
             items.append(item)
         if items:
@@ -136,7 +153,6 @@ class ChatView(MessageInput, QListView):
     def add(self, message: ViewMessage) -> None:
         self.messages.append(message)
         item = QStandardItem()
-        item.setEditable(False)
         item.setData(spoken(message), Qt.ItemDataRole.AccessibleTextRole)
         item.setSizeHint(QSize(1, self._height(len(self.messages) - 1)))
         self._model.appendRow(item)
@@ -392,9 +408,9 @@ class ChatView(MessageInput, QListView):
         for message in self.messages:
             message.cache = None
         self._rendered.clear()
-        width, font = self._viewport_width(), self.message_font()
+        estimator = Estimator.for_font(self.message_font(), self._viewport_width())
         for row, message in enumerate(self.messages):
-            self._model.item(row).setSizeHint(QSize(1, estimate_height(message, font, width)))
+            self._model.item(row).setSizeHint(QSize(1, estimate_height(message, estimator)))
         self._render_near_viewport()
         self.viewport().update()
 
