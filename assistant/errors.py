@@ -23,6 +23,8 @@ __all__ = [
     "ConversationNotFoundError",
     "GenerationError",
     "HavenError",
+    "ImportFileError",
+    "MessageNotFoundError",
     "ModelError",
     "ModelNotFoundError",
     "StoreError",
@@ -65,6 +67,14 @@ class StoreError(HavenError):
 
 class ConversationNotFoundError(StoreError):
     pass
+
+
+class MessageNotFoundError(StoreError):
+    """A message id that is not in the conversation named with it."""
+
+
+class ImportFileError(HavenError):
+    """A file ``haven-cli history import`` cannot import; nothing of it was imported."""
 
 
 class UsageError(HavenError):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.chat import StopReason
-from assistant.errors import HavenError
+from assistant.errors import ImportFileError
 from assistant.importing_chatgpt import Malformed, chatgpt_conversations
 from assistant.records import NewConversation, NewMessage, now_iso, title_from
 from assistant.store import Store
@@ -37,10 +37,6 @@ __all__ = ["MAX_IMPORT_BYTES", "ImportFileError", "ImportFormat", "ImportResult"
            "parse_export"]
 
 MAX_IMPORT_BYTES = 256 * 1024 * 1024  # a heavy ChatGPT user's export is tens of MB; JSON this big takes GBs
-
-
-class ImportFileError(HavenError):
-    """The file cannot be imported; nothing was."""
 
 
 class ImportFormat(StrEnum):

@@ -39,7 +39,7 @@ from typing import Final, Literal
 
 from assistant.branches import MessageTree
 from assistant.chat import StopReason
-from assistant.errors import ConversationNotFoundError, StoreError
+from assistant.errors import ConversationNotFoundError, MessageNotFoundError, StoreError
 from assistant.records import (
     Conversation,
     ConversationSummary,
@@ -81,10 +81,6 @@ Parent = int | None | Literal[_Place.CURRENT]
 # earlier Haven, or one without messages); EMPTY_BRANCH means the branch on screen ends before the first
 # message (everything was rewound).
 EMPTY_BRANCH = 0
-
-class MessageNotFoundError(StoreError):
-    """A message id that is not in the conversation named with it."""
-
 
 class Store:
     """Thread-safe access to the conversation database (one connection, serialised by a lock)."""

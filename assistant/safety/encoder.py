@@ -53,7 +53,8 @@ class SentenceEncoder:
         return out.reshape(len(texts), DIMENSION)
 
     def vector(self, text: str) -> np.ndarray:
-        return self.cached_vectors([text])[0]
+        vector: np.ndarray = self.cached_vectors([text])[0]
+        return vector
 
     def cached_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """As :meth:`vectors`, but texts read recently come from the cache and only the others are
