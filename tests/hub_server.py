@@ -1,8 +1,12 @@
 """A real HTTP server on 127.0.0.1 that answers like the Hugging Face hub for what Haven uses.
 
 Routes: ``HEAD|GET /{owner}/{name}/resolve/{revision}/{file}`` (X-Repo-Commit, ETag, X-Linked-Etag,
-X-Linked-Size, Range -> 206) and ``GET /api/models/{owner}/{name}[/revision/{rev}]`` (the file listing
-with LFS sha256). Switches make it misbehave the ways real networks and servers do.
+X-Linked-Size, Range -> 206), ``GET /api/models/{owner}/{name}[/revision/{rev}]`` (the model info: the file
+listing with LFS sha256, downloads, likes, lastModified, gated, tags with ``license:``, cardData and the
+``gguf`` summary) and ``GET /api/models?search=&filter=gguf&sort=&limit=`` (the model search). The shapes
+are those of the real API as huggingface_hub's ``ModelInfo`` reads them. Switches make it misbehave the ways
+real networks and servers do; :class:`RepoMeta` makes a repository gated (401 without a token, 403 for a
+token that has not accepted the licence, both with ``X-Error-Code: GatedRepo``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 
 @dataclass
@@ -42,10 +47,53 @@ class HubFile:
 
 
 @dataclass
+class RepoMeta:
+    downloads: int = 0
+    likes: int = 0
+    last_modified: str = "2025-01-01T00:00:00.000Z"
+    gated: str | bool = False                 # "auto" / "manual" when gated
+    accepted_tokens: set[str] = field(default_factory=set)  # tokens whose account accepted the licence
+    license: str | None = "apache-2.0"
+    gguf: dict[str, object] | None = None     # the hub's GGUF summary (total, architecture, context_length...)
+
+
+@dataclass
 class FakeHub:
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)
     switches: Switches = field(default_factory=Switches)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    repos: dict[str, RepoMeta] = field(default_factory=dict)
+
+    def meta(self, repo: str) -> RepoMeta:
+        return self.repos.setdefault(repo, RepoMeta())
+
+    def info(self, repo: str, blobs: bool) -> dict[str, object] | None:
+        siblings: list[dict[str, object]] = []
+        commit = "c" * 40
+        for (r, name), f in self.files.items():
+            if r == repo:
+                commit = f.commit
+                entry: dict[str, object] = {"rfilename": name}
+                if blobs:
+                    entry["size"] = len(f.data)
+                    entry["blobId"] = hashlib.sha1(f.data).hexdigest()
+                    if self.switches.listing_has_lfs:
+                        entry["lfs"] = {"sha256": f.sha256, "size": len(f.data), "pointerSize": 134}
+                siblings.append(entry)
+        if not siblings:
+            return None
+        meta = self.meta(repo)
+        tags = ["gguf"] + ([f"license:{meta.license}"] if meta.license else [])
+        info: dict[str, object] = {
+            "_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo, "modelId": repo, "sha": commit,
+            "author": repo.split("/")[0], "private": False, "disabled": False, "gated": meta.gated,
+            "downloads": meta.downloads, "likes": meta.likes, "lastModified": meta.last_modified,
+            "tags": tags, "library_name": "gguf", "siblings": siblings,
+            "cardData": {"license": meta.license} if meta.license else {},
+        }
+        if meta.gguf is not None:
+            info["gguf"] = meta.gguf
+        return info
 
     def add(self, repo: str, name: str, data: bytes, commit: str = "c" * 40) -> HubFile:
         self.files[(repo, name)] = HubFile(data, commit)
@@ -86,30 +134,38 @@ class FakeHub:
                     return self._error(401, None, "Invalid credentials in Authorization header")
                 if sw.gated and self.headers.get("Authorization") is None:
                     return self._error(401, "GatedRepo", "Access to model is restricted.")
+                if parts == ["api", "models"]:
+                    return self._search(parse_qs(urlparse(self.path).query))
                 if parts[:2] == ["api", "models"] and len(parts) >= 4:
                     return self._listing("/".join(parts[2:4]))
                 if len(parts) >= 5 and parts[2] == "resolve":
                     return self._file("/".join(parts[:2]), parts[3], "/".join(parts[4:]), body)
                 return self._error(404, "RepoNotFound")
 
-            def _listing(self, repo: str) -> None:
-                siblings = []
-                commit = "c" * 40
-                for (r, name), f in hub.files.items():
-                    if r == repo:
-                        commit = f.commit
-                        entry: dict[str, object] = {"rfilename": name, "size": len(f.data)}
-                        if hub.switches.listing_has_lfs:
-                            entry["lfs"] = {"sha256": f.sha256, "size": len(f.data), "pointerSize": 134}
-                        siblings.append(entry)
-                if not siblings:
-                    return self._error(404, "RepoNotFound")
-                payload = json.dumps({"id": repo, "sha": commit, "siblings": siblings}).encode()
+            def _json(self, payload: object) -> None:
+                body = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(body)
+
+            def _listing(self, repo: str) -> None:
+                info = hub.info(repo, blobs="blobs=" in self.path)
+                if info is None:
+                    return self._error(404, "RepoNotFound")
+                self._json(info)
+
+            def _search(self, query: dict[str, list[str]]) -> None:
+                words = [w.lower() for w in query.get("search", [""])[0].split()]
+                names = sorted({r for r, _ in hub.files if all(w in r.lower() for w in words)})
+                found = [hub.info(r, blobs=False) for r in names]
+                key = {"downloads": "downloads", "lastModified": "lastModified", "likes": "likes"}.get(
+                    query.get("sort", ["downloads"])[0], "downloads")
+                found.sort(key=lambda i: i[key] if i else 0, reverse=True)  # type: ignore[index,return-value]
+                limit = int(query.get("limit", ["1000"])[0])
+                listing = [{k: v for k, v in (i or {}).items() if k != "siblings"} for i in found[:limit]]
+                self._json(listing)
 
             def _file(self, repo: str, revision: str, name: str, body: bool) -> None:
                 if not any(r == repo for r, _ in hub.files):
@@ -117,15 +173,30 @@ class FakeHub:
                 f = hub.files.get((repo, name))
                 if f is None:
                     return self._error(404, "EntryNotFound")
+                meta = hub.meta(repo)
+                if meta.gated:
+                    auth = self.headers.get("Authorization")
+                    if auth is None:
+                        return self._error(401, "GatedRepo", "Access to this model is restricted.")
+                    if auth.removeprefix("Bearer ") not in meta.accepted_tokens:
+                        return self._error(403, "GatedRepo", f"Access to model {repo} is restricted and you are "
+                                           f"not in the authorized list. Visit https://huggingface.co/{repo} to "
+                                           "ask for access.")
                 sw = hub.switches
                 data = bytes(b ^ 0xFF for b in f.data[:4096]) + f.data[4096:] if sw.corrupt else f.data
-                start = 0
+                start, end = 0, None
                 range_header = self.headers.get("Range")
                 if range_header and not sw.ignore_range and range_header.startswith("bytes="):
-                    start = int(range_header[6:].split("-")[0])
+                    first, _, last = range_header[6:].partition("-")
+                    start = int(first)
+                    if last:
+                        end = min(int(last) + 1, len(data))
                     if start >= len(data):
                         return self._error(416, None)
-                self.send_response(206 if start else 200)
+                full = len(data)
+                if end is not None:
+                    data = data[:end]
+                self.send_response(206 if start or end is not None else 200)
                 self.send_header("X-Repo-Commit", f.commit)
                 etag = f.sha256 if sw.lfs_etag else hashlib.sha1(f.data).hexdigest()
                 self.send_header("ETag", f'"{etag}"')
@@ -133,8 +204,8 @@ class FakeHub:
                     self.send_header("X-Linked-Etag", f'"{f.sha256}"')
                     self.send_header("X-Linked-Size", str(len(f.data)))
                 self.send_header("Accept-Ranges", "bytes")
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                if start or end is not None:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{full}")
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 if body:

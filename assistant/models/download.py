@@ -61,6 +61,8 @@ from assistant.errors import HavenError
 from assistant.models.catalog import CatalogEntry
 from assistant.models.gguf import read_gguf
 from assistant.models.registry import ModelRecord, ModelRegistry, sanitize_id
+from assistant.models.split_download import discard_set, download_split, installed_name, set_of
+from assistant.models.splits import split_parts
 from assistant.paths import AppPaths
 
 __all__ = [
@@ -213,6 +215,8 @@ class Downloader:
             return self._stopped(part, discard_on_stop, report)
         lock, waited = held
         try:
+            if set_of(spec) is not None and self._installed_copy(spec) is None:
+                return download_split(self, spec, stop, report, discard_on_stop)  # split_download.py
             return self._download_locked(spec, part, stop, report, discard_on_stop, waited)
         finally:
             lock.release()
@@ -303,17 +307,20 @@ class Downloader:
         catalog's checksum, when it gives one). A record is written only after the checksum matched."""
         model_id = sanitize_id(spec.model_id)
         record = self._registry.records().get(model_id)
-        if record is None or record.file != f"{model_id}.gguf" or record.sha256 is None:
+        if record is None or record.file != installed_name(spec) or record.sha256 is None:
             return None
         if record.repo != spec.repo or record.revision != spec.revision:
             return None
         if spec.sha256 and record.sha256 != spec.sha256.lower():
             return None
         path = self._paths.models_dir / record.file
-        return (path, record.sha256) if path.is_file() and _size(path) == record.size_bytes else None
+        size = sum(_size(p) for p in split_parts(path))
+        return (path, record.sha256) if path.is_file() and size == record.size_bytes else None
 
     def _discard_files(self, spec: DownloadSpec) -> None:
         """Only with the model's lock held (or from :meth:`discard`, which takes it)."""
+        if set_of(spec) is not None:
+            discard_set(self, spec)
         part = self.partial_path(spec)
         for path in (part, _sidecar(part)):
             with contextlib.suppress(FileNotFoundError):
@@ -536,8 +543,9 @@ class Downloader:
             return exc
         if isinstance(exc, GatedRepoError):
             return DownloadError(
-                f"{spec.repo} is a gated model: accept its licence on its Hugging Face page with your account, "
-                "then save your access token with `haven-cli hf-token set` and try again.")
+                f"{spec.repo} is a gated model: open {self._endpoint(spec)}/{spec.repo}, accept its licence there "
+                "with your Hugging Face account, then save your access token (`haven-cli hf-token set`, or the "
+                "model manager) and try again.")
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 401 or (status == 403 and self._token):
             return DownloadError(

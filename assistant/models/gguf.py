@@ -11,6 +11,7 @@ keys are length-prefixed strings and whose values carry a uint32 type tag.
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, BinaryIO
 
 from assistant.errors import ModelError
 
-__all__ = ["GgufInfo", "read_gguf"]
+__all__ = ["GgufInfo", "read_gguf", "read_gguf_prefix"]
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -171,3 +172,24 @@ def _check_layers(path: Path, info: GgufInfo) -> None:
             f"{path.name} says the model has {layers!r} layers, which no model Haven can run has (1 to "
             f"{MAX_LAYERS}); the file is damaged or was made to crash model runners. Choose another model."
         )
+
+
+def read_gguf_prefix(data: bytes) -> dict[str, Any]:
+    """The metadata found in the first bytes of a GGUF file (a ranged read of a remote file): every key
+    that fits in ``data``, in file order. Never raises: a damaged or foreign prefix gives what was read."""
+    handle = io.BytesIO(data)
+    metadata: dict[str, Any] = {}
+    try:
+        if handle.read(4) != MAGIC or _scalar(handle, "<I") not in SUPPORTED_VERSIONS:
+            return metadata
+        _scalar(handle, "<Q")
+        key_count = min(_scalar(handle, "<Q"), MAX_KEYS)
+        for _ in range(key_count):
+            key = _string(handle)
+            metadata[key] = _value(handle, _scalar(handle, "<I"))
+            if handle.tell() > len(data):  # a skipped array ran past the end
+                metadata.pop(key)
+                break
+    except (_Truncated, ValueError, struct.error, UnicodeDecodeError):
+        pass
+    return metadata

