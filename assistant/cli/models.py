@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from assistant.errors import ModelError, UsageError
 from assistant.hardware import detect_hardware
-from assistant.models.catalog import load_catalog
+from assistant.models.catalog import load_catalog, recommend_by_use
+from assistant.models.catalog_refresh import RefreshError
 from assistant.models.credentials import TokenStore
 from assistant.models.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
 from assistant.models.listing import model_rows
 from assistant.models.registry import STARTER_MODEL_ID, sanitize_id
+from assistant.models.search import HubSearch, SearchSort, parse_query
+from assistant.models.splits import split_name
 from assistant.settings import save_settings
 
 if TYPE_CHECKING:
@@ -59,11 +62,12 @@ def _spec(core: Core, args: argparse.Namespace) -> DownloadSpec:
     if args.repo or args.file:
         if not (args.repo and args.file) or args.id:
             raise UsageError("Give a catalog id, or both --repo OWNER/NAME and --file FILE.gguf.")
-        if not args.file.endswith(".gguf") or "/" in args.file or ".." in args.file:
-            raise UsageError("--file must be the name of a .gguf file in the repository.")
+        if (not args.file.endswith(".gguf") or args.file.startswith("/") or "\\" in args.file
+                or any(part in ("", ".", "..") for part in args.file.split("/"))):
+            raise UsageError("--file must be the path of a .gguf file in the repository.")
         if not _REPO.match(args.repo) or ".." in args.repo or "--" in args.repo:
             raise UsageError("--repo must be OWNER/NAME as on the hub (letters, digits, '.', '_' and '-').")
-        return DownloadSpec(model_id=sanitize_id(args.file.removesuffix(".gguf")), repo=args.repo, file=args.file,
+        return DownloadSpec(model_id=model_id_for(args.file), repo=args.repo, file=args.file,
                             revision=args.revision or "main", endpoint=args.endpoint)
     if not args.id:
         raise UsageError("Give a catalog id (see `haven-cli models list`) or --repo and --file.")
@@ -172,6 +176,83 @@ def cmd_token(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _hardware_and_offload(core: Core) -> tuple[Any, bool]:
+    from assistant.engine import gpu_offload_supported  # loads llama.cpp: only for fit labels
+    from assistant.engine.native import gpu_infos
+
+    return detect_hardware(gpu_infos()), gpu_offload_supported() and core.settings.gpu_layers != 0
+
+
+def cmd_search(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.models.templates import template_problem
+
+    if args.limit < 1 or args.limit > 100:
+        raise UsageError("--limit must be between 1 and 100.")
+    search = HubSearch(core.paths.cache_dir, TokenStore(core.paths).get, args.endpoint,
+                       template_check=template_problem)
+    repos = search.search(args.query, sort=SearchSort(args.sort), limit=args.limit)
+    if len(repos) == 1 and parse_query(args.query).repo is not None:
+        search.check_access(repos[0])  # a gated repository this token cannot open: a sentence, exit 1
+    hardware, offload = _hardware_and_offload(core)
+    repos = search.label(repos, hardware, core.settings.context_length, gpu_offload=offload)
+    if args.json:
+        out.write(json.dumps([r.to_json() for r in repos], indent=2) + "\n")
+        return 0
+    if not repos:
+        out.write(f"No GGUF models on the hub match {args.query!r}.\n")
+        return 0
+    out.write(f"This computer: {hardware.describe()}\n")
+    for repo in repos:
+        flags = ("  gated" if repo.gated else "") + (f"  licence: {repo.license}" if repo.license else "")
+        out.write(f"\n{repo.repo}  ({repo.downloads:,} downloads, {repo.likes:,} likes){flags}\n")
+        if repo.template_note:
+            out.write(f"  {repo.template_note}\n")
+        for quant, files in repo.quant_groups().items():
+            for f in files:
+                mark = "  recommended" if f.recommended else ""
+                parts = f"  ({len(f.parts)} parts)" if len(f.parts) > 1 else ""
+                fit = FIT_WORDS[f.fits.value]
+                out.write(f"  {quant:9s} {_gib(f.size_bytes):>9s}  {fit:9s} {f.file}{parts}{mark}\n")
+    out.write("\nDownload one with: haven-cli models download --repo OWNER/NAME --file FILE\n")
+    return 0
+
+
+def cmd_recommend(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    hardware, offload = _hardware_and_offload(core)
+    picks = recommend_by_use(load_catalog().chat_models(), hardware, core.settings.context_length,
+                             gpu_offload=offload)
+    if args.json:
+        out.write(json.dumps({use.value: (e.id if e else None) for use, e in picks.items()}, indent=2) + "\n")
+        return 0
+    out.write(f"This computer: {hardware.describe()}\n")
+    for use, entry in picks.items():
+        out.write(f"{use.label:15s} {entry.id + '  ' + entry.name if entry else 'nothing in the catalog fits'}\n")
+    return 0
+
+
+def cmd_catalog(core: Core, args: argparse.Namespace, out: TextIO) -> int:
+    from assistant.models.catalog_refresh import CatalogSource, current_catalog_path, refresh_catalog
+
+    if args.action == "status":
+        path = current_catalog_path(core.paths)
+        out.write(f"Catalog in use: {path} ({len(load_catalog(path).entries)} models).\n")
+        return 0
+    try:
+        result = refresh_catalog(core.paths, CatalogSource.bundled())
+    except RefreshError as exc:
+        raise ModelError(str(exc)) from exc
+    word = "updated to" if result.changed else "already the current"
+    out.write(f"The catalog is {word} version {result.version} ({len(result.catalog.entries)} models).\n")
+    return 0
+
+
+def model_id_for(file: str) -> str:
+    """The id of a model downloaded by file name: the name without folders, ``.gguf`` or a split suffix."""
+    name = file.rsplit("/", 1)[-1]
+    split = split_name(name)
+    return sanitize_id(split.prefix if split else name.removesuffix(".gguf"))
+
+
 def add_model_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     models = commands.add_parser("models", parents=[common], help="the catalog and installed models")
     sub = models.add_subparsers(dest="models_command", required=True, parser_class=parser_class)
@@ -200,6 +281,22 @@ def add_model_commands(commands: Any, common: argparse.ArgumentParser, parser_cl
     default = sub.add_parser("default", parents=[common], help="choose the default model")
     default.add_argument("id")
     default.set_defaults(handler=cmd_default)
+
+    search = sub.add_parser("search", parents=[common], help="search the hub for GGUF models, with fit labels")
+    search.add_argument("query", help="a keyword, OWNER/NAME, or a Hugging Face URL")
+    search.add_argument("--json", action="store_true")
+    search.add_argument("--endpoint", metavar="URL", help="the hub's address (default: HF_ENDPOINT or the hub)")
+    search.add_argument("--limit", type=int, default=10, metavar="N", help="at most N repositories (default 10)")
+    search.add_argument("--sort", choices=[s.value for s in SearchSort], default=SearchSort.DOWNLOADS.value)
+    search.set_defaults(handler=cmd_search)
+
+    rec = sub.add_parser("recommend", parents=[common], help="the best catalog model per use for this computer")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(handler=cmd_recommend)
+
+    catalog = sub.add_parser("catalog", parents=[common], help="the curated catalog: status, or refresh it")
+    catalog.add_argument("action", choices=["status", "refresh"])
+    catalog.set_defaults(handler=cmd_catalog)
 
     token = commands.add_parser("hf-token", parents=[common], help="the Hugging Face token for gated models")
     token.add_argument("action", choices=["set", "clear", "status"])

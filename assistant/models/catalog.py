@@ -12,15 +12,15 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
 from assistant.hardware import HardwareInfo
 from assistant.models.fit import Fit, ModelShape, fit_for, memory_needed
-from assistant.paths import resource_path
 
-__all__ = ["Catalog", "CatalogEntry", "load_catalog", "recommend"]
+__all__ = ["SMALL_MODEL_BYTES", "Catalog", "CatalogEntry", "Use", "load_catalog", "recommend", "recommend_by_use"]
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,12 @@ def parse_catalog(data: Any) -> Catalog:
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    path = path or resource_path("catalog.json")
+    """``path``, else the current catalog: a refreshed copy whose signature verifies, or the bundled one
+    (:mod:`assistant.models.catalog_refresh`; local files only, never the network)."""
+    if path is None:
+        from assistant.models.catalog_refresh import current_catalog_path
+
+        path = current_catalog_path()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -192,3 +197,30 @@ def recommend(entries: Iterable[CatalogEntry], hardware: HardwareInfo, context_l
         and fit_for(e.memory_needed(context_length), hardware, gpu_offload=gpu_offload) is Fit.YES
     ]
     return max(fitting, key=lambda e: (e.rank, e.display_size), default=None)
+
+
+# "Small and fast": a model file this size or under decodes quickly on an ordinary laptop CPU.
+SMALL_MODEL_BYTES = 2_600_000_000
+
+
+class Use(StrEnum):
+    GENERAL = "general"
+    CODING = "coding"
+    SMALL = "small-fast"
+
+    @property
+    def label(self) -> str:
+        return {"general": "General chat", "coding": "Coding", "small-fast": "Small and fast"}[self.value]
+
+
+def recommend_by_use(entries: Iterable[CatalogEntry], hardware: HardwareInfo, context_length: int,
+                     *, gpu_offload: bool = False) -> dict[Use, CatalogEntry | None]:
+    """The best model that fits this computer for each use: any chat model; one tagged ``coding``; the best
+    one small enough to be quick (:data:`SMALL_MODEL_BYTES`)."""
+    chat = list(entries)
+    pools = {
+        Use.GENERAL: chat,
+        Use.CODING: [e for e in chat if "coding" in e.tags],
+        Use.SMALL: [e for e in chat if e.display_size <= SMALL_MODEL_BYTES],
+    }
+    return {use: recommend(pool, hardware, context_length, gpu_offload=gpu_offload) for use, pool in pools.items()}
