@@ -1,4 +1,6 @@
-"""The model manager: the catalog with fit labels for this machine, downloads with progress, imports.
+"""The model manager: the catalog with fit labels for this machine, the best pick per use, downloads with
+progress, imports, a signed catalog refresh on request, and a tab that searches Hugging Face
+(:mod:`ui.model_search`).
 
 Downloads run in the app's one queue (they continue while you chat and when this window is closed);
 this view only shows the queue's state and sends it pause / resume / cancel.
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -35,9 +38,17 @@ from assistant.models import (
     JobSnapshot,
     ModelRegistry,
     ModelRow,
+    TokenStore,
     model_rows,
 )
+from assistant.models.catalog import Use, load_catalog, recommend_by_use
+from assistant.models.catalog_refresh import refresh_catalog
+from assistant.models.search import HubSearch
+from assistant.models.templates import template_problem
+from assistant.paths import AppPaths
 from ui.errors import show_error
+from ui.model_search import ModelSearchPanel
+from ui.workers import TaskWorker, start
 
 __all__ = ["DownloadBridge", "ModelsDialog"]
 
@@ -72,7 +83,8 @@ class ModelsDialog(QDialog):
     def __init__(self, catalog: Catalog, registry: ModelRegistry, hardware: HardwareInfo, queue: DownloadQueue,
                  bridge: DownloadBridge, *, context_length: int, default_id: Callable[[], str],
                  set_default: Callable[[str], None], spec_for: Callable[[str], DownloadSpec],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, search: HubSearch | None = None,
+                 paths: AppPaths | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Haven models")
         self.resize(980, 520)
@@ -103,11 +115,36 @@ class ModelsDialog(QDialog):
             button.clicked.connect(handler)
             self.buttons[label] = button
             row.addWidget(button)
+        self._paths = paths or AppPaths.from_environment()
+        self.picks = QHBoxLayout()
+        self.pick_buttons: dict[Use, QPushButton] = {}
+        self.picks.addWidget(QLabel("Best for this computer:"))
+        for use in Use:
+            button = QPushButton(use.label)
+            button.setAccessibleName(f"Recommended for {use.label}")
+            button.clicked.connect(self._select_pick)
+            button.setProperty("use", use.value)
+            self.pick_buttons[use] = button
+            self.picks.addWidget(button)
+        self.picks.addStretch(1)
+        self.refresh_button = QPushButton("Check for catalog updates")
+        self.refresh_button.clicked.connect(self.refresh_catalog)
+        self.picks.addWidget(self.refresh_button)
+        catalog_tab = QWidget()
+        catalog_layout = QVBoxLayout(catalog_tab)
+        catalog_layout.addLayout(self.picks)
+        catalog_layout.addWidget(self.table, 1)
+        catalog_layout.addWidget(self.description)
+        catalog_layout.addLayout(row)
+        self.search_panel = ModelSearchPanel(
+            search or HubSearch(self._paths.cache_dir, TokenStore(self._paths).get, template_check=template_problem),
+            hardware, queue, context_length=context_length)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(catalog_tab, "Catalog")
+        self.tabs.addTab(self.search_panel, "Search Hugging Face")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.description)
-        layout.addLayout(row)
+        layout.addWidget(self.tabs, 1)
         bridge.changed.connect(self._job_changed)  # a bound method: delivered on the UI thread
         self.refresh()
 
@@ -137,7 +174,44 @@ class ModelsDialog(QDialog):
                 self.table.setItem(r, c, item)
             if row.id == selected:
                 self.table.selectRow(r)
+        self._show_picks()
         self._update_buttons()
+
+    # -- recommendations and the catalog --------------------------------------------------------
+
+    def _show_picks(self) -> None:
+        picks = recommend_by_use(self._catalog.chat_models(), self._hardware, self._context)
+        for use, button in self.pick_buttons.items():
+            entry = picks[use]
+            button.setText(f"{use.label}: {entry.name}" if entry else f"{use.label}: none fits")
+            button.setEnabled(entry is not None)
+            button.setProperty("model_id", entry.id if entry else None)
+
+    def _select_pick(self) -> None:
+        button = self.sender()
+        model_id = button.property("model_id") if button is not None else None
+        if model_id:
+            self.select(str(model_id))
+
+    def refresh_catalog(self) -> None:
+        """Only on the user's click, on a worker: the signed catalog from the project's repository."""
+        paths = self._paths
+        worker = TaskWorker(lambda: refresh_catalog(paths))
+        worker.result.connect(self._catalog_refreshed)
+        worker.failed.connect(self._catalog_failed)
+        self._refresh_worker = worker
+        self.refresh_button.setEnabled(False)
+        start(worker, worker.run)
+
+    def _catalog_refreshed(self, result: object) -> None:
+        self.refresh_button.setEnabled(True)
+        self._catalog = load_catalog()
+        self.description.setText(f"The catalog is up to date (version {getattr(result, 'version', '?')}).")
+        self.refresh()
+
+    def _catalog_failed(self, sentence: str, _details: str) -> None:
+        self.refresh_button.setEnabled(True)
+        self.description.setText(sentence)
 
     def selected_id(self) -> str | None:
         items = self.table.selectedItems()

@@ -18,9 +18,8 @@ from assistant.models.catalog_refresh import RefreshError
 from assistant.models.credentials import TokenStore
 from assistant.models.download import Downloader, DownloadProgress, DownloadSpec, DownloadState
 from assistant.models.listing import model_rows
-from assistant.models.registry import STARTER_MODEL_ID, sanitize_id
-from assistant.models.search import HubSearch, SearchSort, parse_query
-from assistant.models.splits import split_name
+from assistant.models.registry import STARTER_MODEL_ID
+from assistant.models.search import HubSearch, SearchSort, model_id_for, parse_query
 from assistant.settings import save_settings
 
 if TYPE_CHECKING:
@@ -244,13 +243,6 @@ def cmd_catalog(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     word = "updated to" if result.changed else "already the current"
     out.write(f"The catalog is {word} version {result.version} ({len(result.catalog.entries)} models).\n")
     return 0
-
-
-def model_id_for(file: str) -> str:
-    """The id of a model downloaded by file name: the name without folders, ``.gguf`` or a split suffix."""
-    name = file.rsplit("/", 1)[-1]
-    split = split_name(name)
-    return sanitize_id(split.prefix if split else name.removesuffix(".gguf"))
 
 
 def add_model_commands(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:

@@ -34,11 +34,12 @@ from assistant.errors import HavenError
 from assistant.hardware import HardwareInfo
 from assistant.models.fit import Fit, ModelShape, fit_for, memory_needed
 from assistant.models.gguf import read_gguf_prefix
+from assistant.models.registry import sanitize_id
 from assistant.models.splits import part_name, split_name
 
 __all__ = [
-    "GatedError", "HubFile", "HubRepo", "HubSearch", "Query", "SearchError", "SearchSort", "parse_query",
-    "quant_of",
+    "GatedError", "HubFile", "HubRepo", "HubSearch", "Query", "SearchError", "SearchSort", "model_id_for",
+    "parse_query", "quant_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,13 @@ def quant_of(path: str) -> str:
         base = split.prefix
     found = _QUANT.findall(base)
     return found[-1].upper() if found else "other"
+
+
+def model_id_for(file: str) -> str:
+    """The id of a model downloaded by file name: the name without folders, ``.gguf`` or a split suffix."""
+    name = file.rsplit("/", 1)[-1]
+    split = split_name(name)
+    return sanitize_id(split.prefix if split else name.removesuffix(".gguf"))
 
 
 @dataclass(frozen=True, slots=True)
