@@ -25,8 +25,8 @@ from assistant.models import (
     JobSnapshot,
     TokenStore,
     load_catalog,
-    recommend,
 )
+from assistant.models.catalog import Use, recommend_by_use
 from assistant.paths import AppPaths
 from assistant.session import ChatSession
 from assistant.settings import Settings, Theme, save_settings
@@ -94,13 +94,16 @@ class HavenApp(QObject):
         """First run: the starter model is ready; recommend the best model that fits this computer."""
         if self.store.list_conversations():
             return
-        best = recommend(self.catalog.entries, self.hardware, self.settings.context_length,
-                         gpu_offload=self.settings.gpu_layers != 0)
+        picks = recommend_by_use(self.catalog.chat_models(), self.hardware, self.settings.context_length,
+                                 gpu_offload=self.settings.gpu_layers != 0)
+        best = picks[Use.GENERAL]
         if best is None or self.registry.find(best.id) is not None:
             return
+        others = "; ".join(f"{u.label.lower()}: {e.name}" for u, e in picks.items() if e and u is not Use.GENERAL)
         self.window.show_welcome(
             f"Welcome to Haven. You are chatting with a tiny demo model. For this computer we recommend "
-            f"<b>{best.name}</b> ({best.display_size / 1e9:.1f} GB): {best.description}",
+            f"<b>{best.name}</b> ({best.display_size / 1e9:.1f} GB): {best.description}"
+            + (f" Also good here, for {others} (see the model manager)." if others else ""),
             lambda: self._download_recommended(best.id))
 
     def _download_recommended(self, model_id: str) -> None:
@@ -124,7 +127,8 @@ class HavenApp(QObject):
 
         dialog = ModelsDialog(self.catalog, self.registry, self.hardware, self.downloads, self.download_bridge,
                               context_length=self.settings.context_length, default_id=lambda: self.model_id,
-                              set_default=self.set_default_model, spec_for=spec_for, parent=self.window)
+                              set_default=self.set_default_model, spec_for=spec_for, parent=self.window,
+                              paths=self.paths)
         if select:
             dialog.select(select)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
