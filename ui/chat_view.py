@@ -268,40 +268,6 @@ class ChatView(MessageInput, QListView):
     def code_blocks(self, row: int) -> list[str]:
         return list(self._cache(row).code_blocks) if 0 <= row < len(self.messages) else []
 
-    def copy_message(self, row: int) -> None:
-        if 0 <= row < len(self.messages):
-            QGuiApplication.clipboard().setText(self.messages[row].content)
-            self.copied.emit("Copied the message.")
-
-    def copy_code(self, row: int, number: int) -> None:
-        blocks = self.code_blocks(row)
-        if 0 <= number < len(blocks):
-            QGuiApplication.clipboard().setText(blocks[number])
-            self.copied.emit("Copied the code block.")
-
-    def toggle_thinking(self, row: int) -> None:
-        if 0 <= row < len(self.messages) and self.messages[row].reasoning:
-            self.messages[row].reasoning_open = not self.messages[row].reasoning_open
-            self._set_height(row, self._height(row))
-
-    def activate(self, row: int, action: str) -> None:
-        """A message's action by name: from a click, a key or a menu."""
-        if not 0 <= row < len(self.messages):
-            return
-        message = self.messages[row]
-        if action == "copy":
-            self.copy_message(row)
-        elif action == "thinking":
-            self.toggle_thinking(row)
-        elif message.message_id is None or self.is_streaming(row):
-            return
-        elif action == "edit" and message.role == "user":
-            self.edit_requested.emit(message.message_id)
-        elif action == "regenerate" and message.role == "assistant":
-            self.regenerate_requested.emit(message.message_id)
-        elif action in ("previous", "next") and message.sibling_count > 1:
-            self.branch_requested.emit(message.message_id, -1 if action == "previous" else 1)
-
     def is_streaming(self, row: int) -> bool:
         return row == len(self.messages) - 1 and not self.messages[row].complete and self._stream_timer.isActive()
 

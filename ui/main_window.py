@@ -38,10 +38,12 @@ from PySide6.QtWidgets import (
 from assistant.export import conversations_to_markdown, export_json
 from assistant.importing import ImportResult, import_file
 from assistant.session import ChatSession, TurnResult
-from assistant.store import Store, StoredMessage
+from assistant.store import Store
+from ui.branch_actions import BranchActions
 from ui.chat_view import ChatView, ViewMessage
 from ui.conversation_list import ConversationList
 from ui.errors import show_error
+from ui.message_item import view_messages
 from ui.workers import TaskWorker, Turn, TurnWorker, start
 
 __all__ = ["MainWindow"]
@@ -49,14 +51,6 @@ __all__ = ["MainWindow"]
 log = logging.getLogger(__name__)
 
 CLOSE_WAIT_MS = 1500
-
-
-def view_messages(stored: list[StoredMessage]) -> list[ViewMessage]:
-    """The store's branch on screen, as the transcript shows it."""
-    return [ViewMessage(m.role, m.content, m.complete, m.blocked, m.category, message_id=m.id, created=m.created,
-                        model=m.model if m.role == "assistant" else None, sibling_index=m.sibling_index,
-                        sibling_count=m.sibling_count, reasoning=m.reasoning, reasoning_ms=m.reasoning_ms)
-            for m in stored]
 
 
 class MessageBox(QPlainTextEdit):
@@ -78,7 +72,7 @@ class MessageBox(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(BranchActions, QMainWindow):
     def __init__(self, store: Store, *, model_label: str = "") -> None:
         super().__init__()
         self.setWindowTitle("Haven")
@@ -177,6 +171,7 @@ class MainWindow(QMainWindow):
             ("&Copy reply", "Ctrl+Shift+C", self.copy_last_reply),
             ("Copy last code &block", "Ctrl+Shift+B", self.copy_last_code),
             ("Go to the &transcript", "Ctrl+L", self._focus_transcript),
+            ("Next &pane", "F6", self.focus_next_pane),
             ("Conversation &instructions…", "Ctrl+I", self.edit_instructions),
             ("E&xport conversation…", "Ctrl+Shift+E", self.export_conversation),
             ("&Larger text", "Ctrl+=", lambda: self.chat.zoom_by(1)),
@@ -308,93 +303,15 @@ class MainWindow(QMainWindow):
         self.sidebar.refresh()
         self.set_ready(self.session is not None)
 
-    # -- editing the conversation: edit, regenerate, branches ----------------------------------
-
-    def _needs_model(self) -> bool:
-        if self.session is None:
-            self.statusBar().showMessage("Regenerate and edit need a model: wait for it to load, or choose one.",
-                                         5000)
-            return True
-        return False
-
-    def _row_of(self, message_id: int) -> int:
-        return next((row for row, m in enumerate(self.chat.messages) if m.message_id == message_id),
-                    len(self.chat.messages))
-
-    def _chosen_row(self, role: str) -> int:
-        """The message of ``role`` the transcript's keyboard focus is on, else the last one."""
-        rows = [row for row, m in enumerate(self.chat.messages) if m.role == role and m.message_id is not None]
-        if not rows:
-            return -1
-        current = self.chat.currentIndex().row()
-        return current if current in rows else rows[-1]
-
-    def _last_reply_row(self) -> int:
-        return self._chosen_row("assistant")
-
-    def regenerate(self) -> None:
-        """Ctrl+R: a new reply for the reply the transcript is on (else the last); the old one stays."""
-        row = self._chosen_row("assistant")
-        if row >= 0:
-            self.regenerate_reply(self.chat.messages[row].message_id or 0)
-
-    def regenerate_reply(self, reply_id: int) -> None:
-        if self.turn is not None or self.conversation_id is None or self._needs_model():
-            return
-        assert self.session is not None
-        session, conversation = self.session, self.conversation_id
-        self.chat.truncate(self._row_of(reply_id))
-        turn = functools.partial(lambda c, m, cancel: session.regenerate(c, m, cancel=cancel), conversation, reply_id)
-        self._start_turn(TurnWorker(session, "", conversation, turn=turn))
-
-    def edit_last(self) -> None:
-        """Ctrl+E: edit the user message the transcript is on (else the last one)."""
-        row = self._chosen_row("user")
-        if row >= 0:
-            self.edit_message(self.chat.messages[row].message_id or 0)
-
-    def edit_message(self, message_id: int) -> None:
-        """Put a message of the user's in the box; sending it stores a new version (the old one stays)."""
-        if self.turn is not None or self._needs_model():
-            return
-        row = self._row_of(message_id)
-        if row >= len(self.chat.messages):
-            return
-        self._set_editing(message_id)
-        self.input.setPlainText(self.chat.messages[row].content)
-        self.input.setFocus()
-
-    def _set_editing(self, message_id: int | None) -> None:
-        self._editing = message_id
-        if message_id is None:
-            self.send_button.setText("Send")
+    def focus_next_pane(self) -> None:
+        """F6: the conversation list, the transcript, the message box, in turn."""
+        panes = [self.sidebar.list, self.chat, self.input]
+        current = next((i for i, pane in enumerate(panes) if pane.hasFocus()), len(panes) - 1)
+        target = panes[(current + 1) % len(panes)]
+        if target is self.chat:
+            self._focus_transcript()
         else:
-            self.send_button.setText("Send edit")
-            self.statusBar().showMessage("Editing your message: Enter sends it as a new version (the old one "
-                                         "stays, one arrow away); Esc cancels.")
-
-    def stop_or_cancel_edit(self) -> None:
-        if self.turn is None and self._editing is not None:
-            self._set_editing(None)
-            self.input.clear()
-            self.statusBar().showMessage("Edit cancelled.", 3000)
-        else:
-            self.stop()
-
-    def switch_branch(self, message_id: int, step: int) -> None:
-        if self.turn is not None or self.conversation_id is None:
-            return
-        branch = self.store.switch_branch(self.conversation_id, message_id, step)
-        self.chat.show_branch(view_messages(branch))
-        row = self._row_of(message_id)
-        moved = branch[row] if row < len(branch) else None
-        if moved is not None:
-            self.statusBar().showMessage(f"Version {moved.sibling_index} of {moved.sibling_count}.", 3000)
-
-    def _focus_transcript(self) -> None:
-        self.chat.setFocus()
-        if not self.chat.currentIndex().isValid() and self.chat.messages:
-            self.chat.setCurrentIndex(self.chat.model().index(len(self.chat.messages) - 1, 0))
+            target.setFocus()
 
     def _last_reply(self) -> str:
         row = self._chosen_row("assistant")

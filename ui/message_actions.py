@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QKeyEvent, QKeySequence, QMouseEvent
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeyEvent, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QMenu
 
 from ui.markdown import COPY_SCHEME
@@ -24,6 +24,40 @@ class MessageInput:
     """Mouse, keys and menus of the transcript (a mixin: listed before ``QListView``)."""
 
     messages: list[Any]
+
+    def copy_message(self, row: int) -> None:
+        if 0 <= row < len(self.messages):
+            QGuiApplication.clipboard().setText(self.messages[row].content)
+            self.copied.emit("Copied the message.")
+
+    def copy_code(self, row: int, number: int) -> None:
+        blocks = self.code_blocks(row)
+        if 0 <= number < len(blocks):
+            QGuiApplication.clipboard().setText(blocks[number])
+            self.copied.emit("Copied the code block.")
+
+    def toggle_thinking(self, row: int) -> None:
+        if 0 <= row < len(self.messages) and self.messages[row].reasoning:
+            self.messages[row].reasoning_open = not self.messages[row].reasoning_open
+            self._set_height(row, self._height(row))
+
+    def activate(self, row: int, action: str) -> None:
+        """A message's action by name: from a click, a key or a menu."""
+        if not 0 <= row < len(self.messages):
+            return
+        message = self.messages[row]
+        if action == "copy":
+            self.copy_message(row)
+        elif action == "thinking":
+            self.toggle_thinking(row)
+        elif message.message_id is None or self.is_streaming(row):
+            return
+        elif action == "edit" and message.role == "user":
+            self.edit_requested.emit(message.message_id)
+        elif action == "regenerate" and message.role == "assistant":
+            self.regenerate_requested.emit(message.message_id)
+        elif action in ("previous", "next") and message.sibling_count > 1:
+            self.branch_requested.emit(message.message_id, -1 if action == "previous" else 1)
 
     def _hit(self, position: QPoint) -> tuple[int, str | None, str | None]:
         """The row under ``position``, the action button there, and the link there."""

@@ -23,11 +23,12 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QR
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from assistant.store import StoredMessage
 from ui.markdown import MarkdownRenderer, SafeDocument, stable_prefix_end
 from ui.theme import Theme
 
 __all__ = ["Estimator", "Layout", "MessageDelegate", "RenderCache", "ViewMessage", "estimate_height", "render",
-           "spoken"]
+           "spoken", "view_messages"]
 
 PAD = 16          # left and right of the column
 GAP = 14          # between messages
@@ -130,6 +131,14 @@ def render(message: ViewMessage, renderer: MarkdownRenderer, theme: Theme, font:
         cache.reasoning = _document(reasoning.html, font, inner - 12)
     message.cache = cache
     return cache
+
+
+def view_messages(stored: list[StoredMessage]) -> list[ViewMessage]:
+    """The store's branch on screen, as the transcript shows it."""
+    return [ViewMessage(m.role, m.content, m.complete, m.blocked, m.category, message_id=m.id, created=m.created,
+                        model=m.model if m.role == "assistant" else None, sibling_index=m.sibling_index,
+                        sibling_count=m.sibling_count, reasoning=m.reasoning, reasoning_ms=m.reasoning_ms)
+            for m in stored]
 
 
 def _time(iso: str) -> str:

@@ -215,6 +215,10 @@ def test_messages_have_names_and_every_action_a_keyboard_path(qtbot, scripted) -
     qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert view.message_font().pointSizeF() == size
     assert window.sidebar.list.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    window.input.setFocus()
+    for pane in (window.sidebar.list, view, window.input):  # F6 walks the panes
+        window.focus_next_pane()
+        assert pane.hasFocus()
 
 
 def test_a_long_conversation_opens_by_rendering_only_what_is_on_screen(qtbot) -> None:
