@@ -39,6 +39,7 @@ class MessageInput:
     def toggle_thinking(self, row: int) -> None:
         if 0 <= row < len(self.messages) and self.messages[row].reasoning:
             self.messages[row].reasoning_open = not self.messages[row].reasoning_open
+            self.messages[row].cache = None  # rendered again, with or without the thinking
             self._set_height(row, self._height(row))
 
     def activate(self, row: int, action: str) -> None:

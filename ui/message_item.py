@@ -126,7 +126,7 @@ def render(message: ViewMessage, renderer: MarkdownRenderer, theme: Theme, font:
         segments.append(_document(tail.html, font, body_width))
         cache = RenderCache(width, key, segments, code + tail.code_blocks, stable_end=stable_end,
                             stable_code=len(code))
-    if message.reasoning:
+    if message.reasoning and message.reasoning_open:  # collapsed thinking costs nothing to stream
         reasoning = renderer.render(message.reasoning, theme)
         cache.reasoning = _document(reasoning.html, font, inner - 12)
     message.cache = cache
