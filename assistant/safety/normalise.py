@@ -142,6 +142,12 @@ def readable_views(text: str) -> list[str]:
 # Where a wrapper hands over the request it carries: "Here is my question: ...", "Query: ...".
 _REQUEST_MARKER = re.compile(r"(?:\b(?:question|query|request|prompt|task|instruction|input)s?\b|问题|질문|คำถาม)"
                              r"[^\n.:：]{0,20}[:：]\s*", re.IGNORECASE)
+# Rules for the answer rather than a request: "from now on", "respond in JSON", "begin your reply with".
+_ANSWER_RULES = re.compile(
+    r"\bfrom now on\b|\b(respond|reply|answer)\w*\b[^.\n]{0,40}\b(in|with|using|as|only)\b|"
+    r"\b(format|style)\b[^.\n]{0,30}\b(responses?|replies|reply|answers?|output)\b|"
+    r"\b(responses?|replies|reply|answers?|output)\b[^.\n]{0,30}\b(format|style)\b|"
+    r"\b(begin|start)\b[^.\n]{0,20}\b(with|your)\b|\brules?\s*:", re.IGNORECASE)
 _CORE_MIN_CHARS = 120  # shorter prompts are judged whole: nothing to unwrap
 _CORE_MAX_CHARS = 400
 
@@ -158,6 +164,11 @@ def request_core(text: str) -> str | None:
     markers = list(_REQUEST_MARKER.finditer(text))
     if markers and len(core := text[markers[-1].end():].strip()) >= 8:
         return core[:_CORE_MAX_CHARS]
+    # Without a marker, only a prompt that sets rules for the answer (or carries a jailbreak signal) is
+    # unwrapped: the last sentence of a long, plain request ("... and alert the security team on any
+    # suspicious activity") is a detail of it, and judged alone it sounds like what it defends against.
+    if not (_ANSWER_RULES.search(text) or any(jailbreak_signals(text).values())):
+        return None
     pieces = [s for s in re.split(r"(?<=[.!?。！？])\s+|\n+", text) if len(s.strip()) >= 8]
     if len(pieces) < 2:
         return None
