@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from assistant.engine import Engine, LoadOptions, ModelInfo, SamplingParams
 from assistant.models import ModelRegistry
 from assistant.paths import AppPaths
+from assistant.remote import RemoteEngine, RemoteRegistry, open_engine, split_model_id
 from assistant.safety import SafetyPolicy
 from assistant.safety.factory import build_policy
 from assistant.session import ChatSession
@@ -74,6 +75,24 @@ class Core:
     def sampling(self, *, temperature: float | None = None, max_tokens: int | None = None,
                  seed: int | None = None) -> SamplingParams:
         return sampling_params(self.settings, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+    def remotes(self) -> RemoteRegistry:
+        """The servers the user added (``haven-cli remote``); their models' ids are ``NAME:MODEL``."""
+        return RemoteRegistry(self.paths)
+
+    def is_remote(self, model_id: str) -> bool:
+        """Whether ``model_id`` names a model on an added server (an installed model of that id wins)."""
+        parts = split_model_id(model_id)
+        return (parts is not None and self.registry.find(model_id) is None
+                and self.remotes().find(parts[0]) is not None)
+
+    def open_remote_session(self, model_id: str) -> tuple[ChatSession, RemoteEngine]:
+        """A chat session on the remote model ``NAME:MODEL``, with the same safety policy as a local one;
+        the caller closes the engine."""
+        engine = open_engine(self.remotes(), model_id, default_context=self.settings.context_length)
+        session = ChatSession(engine, self.store, self.safety_policy(), model_id=model_id,
+                              sampling=self.sampling(), user_instructions=self.settings.user_instructions)
+        return session, engine
 
     def open_session(self, model_id: str, engine: Engine) -> tuple[ChatSession, ModelInfo]:
         """Load ``model_id`` into ``engine`` and return a chat session on it, with the safety policy."""

@@ -8,6 +8,7 @@ The tree::
     │   └── ModelNotFoundError      no installed model has that id
     ├── ContextOverflowError        the message cannot fit the model's context window
     ├── GenerationError             llama.cpp failed while generating
+    │   └── RemoteServerError       a remote model's server could not be reached or answered wrongly
     ├── StoreError                  the conversation database cannot be read or written
     │   └── ConversationNotFoundError
     └── UsageError                  a command was called the wrong way (CLI exit code 2)
@@ -27,6 +28,7 @@ __all__ = [
     "MessageNotFoundError",
     "ModelError",
     "ModelNotFoundError",
+    "RemoteServerError",
     "StoreError",
     "UsageError",
 ]
@@ -59,6 +61,11 @@ class ContextOverflowError(HavenError):
 
 class GenerationError(HavenError):
     pass
+
+
+class RemoteServerError(GenerationError):
+    """A remote model's server (``haven-cli remote add``) was unreachable, timed out, refused the request or
+    sent a stream Haven could not read. The sentence names the server; what was shown before is kept."""
 
 
 class StoreError(HavenError):

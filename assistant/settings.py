@@ -19,7 +19,7 @@ from typing import Any
 from assistant.errors import ConfigError
 from assistant.files import keep_corrupt_copy, write_atomically
 
-__all__ = ["GpuOffload", "LoadedSettings", "Settings", "Theme", "load_settings", "save_settings"]
+__all__ = ["DEFAULT_SERVER_PORT", "GpuOffload", "LoadedSettings", "Settings", "Theme", "load_settings", "save_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "context_length": (512, 131072),
     "gpu_layers": (GpuOffload.AUTO, 1000),
     "threads": (0, 256),
+    "server_port": (1, 65535),
 }
+
+DEFAULT_SERVER_PORT = 8765
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,12 @@ class Settings:
     theme: Theme = Theme.SYSTEM
     user_instructions: str = ""
     safety_guard_model: bool = False
+    # The OpenAI-compatible server (docs/server.md): off by default, on this computer only unless the
+    # user names another address; the API's conversations are kept only when the user asks.
+    server_enabled: bool = False
+    server_host: str = "127.0.0.1"
+    server_port: int = DEFAULT_SERVER_PORT
+    server_store_conversations: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Settings:

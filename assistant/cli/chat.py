@@ -18,9 +18,10 @@ from assistant.cli.exit_codes import EXIT_BLOCKED, EXIT_OK
 from assistant.core import Core
 from assistant.engine import Engine, SamplingParams
 from assistant.errors import HavenError, UsageError
+from assistant.remote import RemoteEngine
 from assistant.session import ChatSession, ReasoningDone, ReasoningReleased, TextReleased, TurnResult, TurnStarted
 
-__all__ = ["add_chat_command", "say_warnings"]
+__all__ = ["add_chat_command", "open_chat_session", "say_warnings"]
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,22 @@ def _pick_model(core: Core, args: argparse.Namespace) -> str:
         return str(args.model)
     if args.conversation:
         stored = core.store.conversation(args.conversation).model
-        if any(m.id == stored for m in core.registry.installed()):
+        if any(m.id == stored for m in core.registry.installed()) or core.is_remote(stored):
             return stored
     return core.registry.default_id(core.settings.default_model)
 
 
-def _open_session(core: Core, model_id: str, *, interactive: bool = False) -> tuple[ChatSession, Engine]:
-    """A session on ``model_id``, and its engine: the caller closes the engine (the session never does).
+def open_chat_session(core: Core, model_id: str, *, interactive: bool = False
+                      ) -> tuple[ChatSession, Engine | RemoteEngine]:
+    """A session on ``model_id`` (an installed model, or ``NAME:MODEL`` on a server added with ``haven-cli
+    remote add``), and its engine: the caller closes the engine (the session never does).
 
     When the llama.cpp self-test had to step down (docs/core.md), an interactive chat says so once; a
     one-shot command keeps stderr to its contract (nothing, or one sentence on failure) and the log has it."""
+    if core.is_remote(model_id):
+        remote_session, remote = core.open_remote_session(model_id)
+        say_warnings(core)
+        return remote_session, remote
     engine = Engine()
     session, info = core.open_session(model_id, engine)
     if info.runtime_notice and info.runtime_checked_now:
@@ -102,7 +109,7 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("The message is empty; give a prompt, or - to read it from stdin.")
     if args.conversation:
         core.store.conversation(args.conversation)  # a clear error before loading a model
-    session, engine = _open_session(core, _pick_model(core, args))
+    session, engine = open_chat_session(core, _pick_model(core, args))
     session.prefill_next_turn = False  # one turn, then the process exits
     try:
         result = _run_turn(session, prompt, args.conversation, args, _sampling(core, args), out)
@@ -114,7 +121,7 @@ def cmd_chat(core: Core, args: argparse.Namespace, out: TextIO) -> int:
 def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     model_id = _pick_model(core, args)
     print(f"Haven {__version__} · model {model_id} · loading…", file=sys.stderr)
-    session, engine = _open_session(core, model_id, interactive=True)
+    session, engine = open_chat_session(core, model_id, interactive=True)
     conversation: str | None = args.conversation
     print("Type a message and press Enter. Ctrl+C stops a reply; /new starts a new conversation; "
           "/quit or Ctrl+D leaves.", file=sys.stderr)
@@ -148,7 +155,8 @@ def _interactive(core: Core, args: argparse.Namespace, out: TextIO) -> int:
 def add_chat_command(commands: Any, common: argparse.ArgumentParser, parser_class: type) -> None:
     chat = commands.add_parser("chat", parents=[common], help="send a message and stream the reply")
     chat.add_argument("prompt", nargs="?", help="the message; - reads it from stdin; omit for an interactive chat")
-    chat.add_argument("--model", help="an installed model id (default: the default model)")
+    chat.add_argument("--model", help="an installed model id, or NAME:MODEL on a server added with `haven-cli "
+                      "remote add` (default: the default model)")
     which = chat.add_mutually_exclusive_group()
     which.add_argument("--conversation", metavar="ID", help="continue this conversation")
     which.add_argument("--new", action="store_true", help="start a new conversation (the default)")

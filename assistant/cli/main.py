@@ -1,6 +1,6 @@
 """``haven-cli`` (and ``python -m assistant``): the parser, the exit codes (``exit_codes.py``) and the one
 place a command's failure becomes a sentence. Each command group lives in its own module: ``chat``,
-``history``, ``models``, ``safety``, ``bench``.
+``history``, ``models``, ``safety``, ``bench``, ``serve``, ``remote``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from assistant.cli.chat import add_chat_command, say_warnings
 from assistant.cli.exit_codes import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from assistant.cli.history import add_history_commands
 from assistant.cli.models import add_model_commands
+from assistant.cli.remote import add_remote_commands
 from assistant.cli.safety import add_safety_commands
+from assistant.cli.serve import add_serve_command
 from assistant.core import Core
 from assistant.errors import HavenError, UsageError
 from assistant.paths import AppPaths
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands, common, _Parser)
     add_safety_commands(commands, common, _Parser)
     add_bench_command(commands, common, _Parser)
+    add_serve_command(commands, common, _Parser)
+    add_remote_commands(commands, common, _Parser)
     return parser
 
 

@@ -44,8 +44,9 @@ def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     offload = gpu_offload_supported() and core.settings.gpu_layers != 0
     rows = model_rows(load_catalog(), core.registry, hardware, context_length=core.settings.context_length,
                       default_id=core.registry.default_id(core.settings.default_model), gpu_offload=offload)
+    remote = _remote_rows(core)
     if args.json:
-        out.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        out.write(json.dumps([{**r.to_json(), "kind": "local"} for r in rows] + remote, indent=2) + "\n")
         return 0
     out.write(f"This computer: {hardware.describe()}; GPU offload {'available' if offload else 'not available'}\n\n")
     for r in rows:
@@ -53,8 +54,22 @@ def cmd_list(core: Core, args: argparse.Namespace, out: TextIO) -> int:
         extra = "  recommended" if r.recommended else ""
         out.write(f"{marks} {r.id:28s} {_gib(r.size_bytes):>9s}  needs {_gib(r.ram_required_bytes):>8s}  "
                   f"{FIT_WORDS[r.fits.value]:9s} {r.license}{extra}\n")
+    for item in remote:
+        out.write(f"   {item['id']!s:28s} on {item['server']} ({item['url']})\n")
     out.write("\n* default   + installed\n")
     return 0
+
+
+def _remote_rows(core: Core) -> list[dict[str, object]]:
+    """The models of the servers added with ``haven-cli remote add``, as listed when each was added (no
+    server is contacted here). The local rows' fields, with ``"kind": "remote"`` and the server."""
+    default = core.settings.default_model
+    return [
+        {"id": model_id, "name": model_id.split(":", 1)[1], "kind": "remote", "installed": True,
+         "default": model_id == default, "path": None, "size_bytes": 0, "sha256": None, "ram_required_bytes": 0,
+         "fits": "yes", "license": "", "tags": ["remote"], "server": server.name, "url": server.url}
+        for server in core.remotes().servers() for model_id in server.model_ids()
+    ]
 
 
 def _spec(core: Core, args: argparse.Namespace) -> DownloadSpec:

@@ -1,7 +1,14 @@
-"""The user's Hugging Face token, for gated models: in the OS keyring where one works, else a private file.
+"""Secrets Haven keeps for the user: in the OS keyring where one works, else a private file (0600).
 
-Precedence when reading: the ``HF_TOKEN`` environment variable, then the keyring, then the file
-``<config>/hf-token`` (created with permissions 0600, so only the user can read it).
+:class:`SecretStore` is one secret: read from an environment variable first (when it has one), then the
+keyring (service ``Haven``), then its private file under the config folder. Three kinds use it:
+
+* :class:`TokenStore`: the Hugging Face token for gated models (``HF_TOKEN``, file ``hf-token``);
+* the API token of ``haven-cli serve`` (:mod:`assistant.server.token`: ``HAVEN_API_TOKEN``, ``api-token``);
+* the key of a remote server (:mod:`assistant.remote.registry`: file ``remote-keys/NAME``).
+
+Where no keyring backend exists (a headless Linux machine, a test), the file is the store, and
+:meth:`SecretStore.where` says so in words for the confirmation message.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from pathlib import Path
 from assistant.errors import ConfigError
 from assistant.paths import AppPaths
 
-__all__ = ["TokenStore"]
+__all__ = ["SecretStore", "TokenStore"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,16 @@ def _usable_keyring() -> object | None:
     return keyring
 
 
-class TokenStore:
-    def __init__(self, paths: AppPaths, *, use_keyring: bool = True) -> None:
-        self._file = paths.config_dir / "hf-token"
+class SecretStore:
+    """One secret. ``account``: its name in the keyring; ``file_name``: its private file under the config
+    folder; ``env``: an environment variable that, when set, wins (and is never written)."""
+
+    def __init__(self, paths: AppPaths, *, account: str, file_name: str, env: str | None = None,
+                 what: str = "secret", use_keyring: bool = True) -> None:
+        self._file = paths.config_dir / file_name
+        self._account = account
+        self._env = env
+        self._what = what
         self._use_keyring = use_keyring
 
     @functools.cached_property
@@ -55,13 +69,17 @@ class TokenStore:
     def where(self) -> str:
         return "the system keyring" if self._keyring is not None else f"the private file {self._file}"
 
+    def from_environment(self) -> str | None:
+        value = os.environ.get(self._env, "").strip() if self._env else ""
+        return value or None
+
     def get(self) -> str | None:
-        env = os.environ.get("HF_TOKEN", "").strip()
+        env = self.from_environment()
         if env:
             return env
         if self._keyring is not None:
             with contextlib.suppress(Exception):
-                value = self._keyring.get_password(SERVICE, ACCOUNT)  # type: ignore[attr-defined]
+                value = self._keyring.get_password(SERVICE, self._account)  # type: ignore[attr-defined]
                 if value:
                     return str(value)
         try:
@@ -69,17 +87,19 @@ class TokenStore:
         except OSError:
             return None
 
-    def set(self, token: str) -> str:
-        """Store the token; returns where it went, for the confirmation message."""
-        token = token.strip()
-        if not token or any(c.isspace() for c in token):
-            raise ConfigError("That does not look like a Hugging Face token (it is empty or contains spaces).")
+    def set(self, value: str) -> str:
+        """Store the secret; returns where it went, for the confirmation message."""
+        value = value.strip()
+        if not value or any(c.isspace() for c in value):
+            raise ConfigError(f"That does not look like a {self._what} (it is empty or contains spaces).")
         if self._keyring is not None:
             try:
-                self._keyring.set_password(SERVICE, ACCOUNT, token)  # type: ignore[attr-defined]
+                self._keyring.set_password(SERVICE, self._account, value)  # type: ignore[attr-defined]
+                with contextlib.suppress(FileNotFoundError):
+                    self._file.unlink()  # an older copy in the file must not outlive the keyring's
                 return self.where()
             except Exception as exc:  # a locked or broken keyring: fall back to the file
-                log.warning("keyring refused the token (%s); using a private file", exc)
+                log.warning("keyring refused the %s (%s); using a private file", self._what, exc)
                 self._keyring = None
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,14 +107,23 @@ class TokenStore:
                 self._file.unlink()
             fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(token + "\n")
+                handle.write(value + "\n")
         except OSError as exc:
-            raise ConfigError(f"Haven could not save the token to {self._file} ({exc.strerror or exc}).") from exc
+            raise ConfigError(f"Haven could not save the {self._what} to {self._file} "
+                              f"({exc.strerror or exc}).") from exc
         return self.where()
 
     def clear(self) -> None:
         if self._keyring is not None:
             with contextlib.suppress(Exception):
-                self._keyring.delete_password(SERVICE, ACCOUNT)  # type: ignore[attr-defined]
+                self._keyring.delete_password(SERVICE, self._account)  # type: ignore[attr-defined]
         with contextlib.suppress(FileNotFoundError):
             self._file.unlink()
+
+
+class TokenStore(SecretStore):
+    """The Hugging Face token: ``HF_TOKEN``, then the keyring, then ``<config>/hf-token``."""
+
+    def __init__(self, paths: AppPaths, *, use_keyring: bool = True) -> None:
+        super().__init__(paths, account=ACCOUNT, file_name="hf-token", env="HF_TOKEN",
+                         what="Hugging Face token", use_keyring=use_keyring)
