@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from PySide6.QtWidgets import QMessageBox
+
 from ui.message_item import view_messages
 from ui.workers import TurnWorker
 
@@ -97,6 +99,22 @@ class BranchActions:
             self.statusBar().showMessage("Edit cancelled.", 3000)
         else:
             self.stop()
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete a message and what follows it on its branch (after a question); its siblings stay."""
+        if self.turn is not None or self.conversation_id is None:
+            return
+        row = self._row_of(message_id)
+        if row >= len(self.chat.messages):
+            return
+        following = len(self.chat.messages) - row - 1
+        what = "this message" + (f" and the {following} after it" if following else "")
+        answer = QMessageBox.question(self, "Delete message",  # type: ignore[arg-type]
+                                      f"Delete {what}? Other versions of it stay.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.store.delete_message(self.conversation_id, message_id)
+        self.chat.show_branch(view_messages(self.store.messages(self.conversation_id)))
 
     def switch_branch(self, message_id: int, step: int) -> None:
         if self.turn is not None or self.conversation_id is None:

@@ -74,6 +74,7 @@ class ChatView(MessageInput, QListView):
     edit_requested = Signal(int)          # a user message's id
     regenerate_requested = Signal(int)    # a reply's id
     branch_requested = Signal(int, int)   # a message's id, -1 or +1
+    delete_requested = Signal(int)        # a message's id: it and what follows it on its branch
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

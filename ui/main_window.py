@@ -100,6 +100,7 @@ class MainWindow(BranchActions, QMainWindow):
         self.chat.edit_requested.connect(self.edit_message)
         self.chat.regenerate_requested.connect(self.regenerate_reply)
         self.chat.branch_requested.connect(self.switch_branch)
+        self.chat.delete_requested.connect(self.delete_message)
         self.input = MessageBox(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send")

@@ -4,6 +4,7 @@ menu, and opening a message for selecting text. :class:`MessageInput` is mixed i
 
 Every action has a keyboard path: with the transcript focused, Up/Down choose a message, Ctrl+C copies
 it, Enter opens it for selecting text, T shows or hides its thinking, Alt+Left/Alt+Right switch versions,
+Delete deletes it (after a question),
 and the menu key or Shift+F10 opens the menu of all its actions (named, for screen readers).
 """
 
@@ -57,6 +58,8 @@ class MessageInput:
             self.edit_requested.emit(message.message_id)
         elif action == "regenerate" and message.role == "assistant":
             self.regenerate_requested.emit(message.message_id)
+        elif action == "delete":
+            self.delete_requested.emit(message.message_id)
         elif action in ("previous", "next") and message.sibling_count > 1:
             self.branch_requested.emit(message.message_id, -1 if action == "previous" else 1)
 
@@ -127,6 +130,8 @@ class MessageInput:
             self.show_actions(row, self.visualRect(self._model.index(row, 0)).topLeft())
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.open_selectable(row)
+        elif key == Qt.Key.Key_Delete and not mods:
+            self.activate(row, "delete")
         else:
             super().keyPressEvent(event)
         self.viewport().update()
@@ -158,6 +163,7 @@ class MessageInput:
         if message.sibling_count > 1:
             menu.addAction("&Previous version", lambda: self.activate(row, "previous"))
             menu.addAction("&Next version", lambda: self.activate(row, "next"))
+        menu.addAction("&Delete…", lambda: self.activate(row, "delete")).setEnabled(not streaming)
         return menu
 
     def show_actions(self, row: int, position: QPoint) -> None:

@@ -197,9 +197,10 @@ def test_messages_have_names_and_every_action_a_keyboard_path(qtbot, scripted) -
     spoken = [view.model().index(row, 0).data(Qt.ItemDataRole.AccessibleTextRole) for row in range(2)]
     assert spoken == ["You: Hi", "Haven (fake-model): Sure."]
     menu = view.actions_menu(1)
-    assert [a.text().replace("&", "") for a in menu.actions()] == ["Copy message", "Select text…", "Regenerate"]
+    assert [a.text().replace("&", "") for a in menu.actions()] == [
+        "Copy message", "Select text…", "Regenerate", "Delete…"]
     assert [a.text().replace("&", "") for a in view.actions_menu(0).actions()] == [
-        "Copy message", "Select text…", "Edit…"]
+        "Copy message", "Select text…", "Edit…", "Delete…"]
     view.setFocus()
     view.setCurrentIndex(view.model().index(1, 0))
     qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
@@ -256,3 +257,21 @@ def test_import_from_the_menu_opens_the_conversation_with_its_branches(qtbot, sc
     assert [m.role for m in view.messages][:2] == ["user", "assistant"]
     assert any(m.sibling_count == 2 for m in view.messages), "the branches came along: arrows show"
     assert len(errors) == 1
+
+
+def test_deleting_a_reply_keeps_its_other_version(qtbot, scripted, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    window, engine, store = scripted
+    engine.enqueue("First.")
+    turn(qtbot, window, "Hello")
+    engine.enqueue("Second.")
+    window.regenerate()
+    wait_idle(qtbot, window)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.chat.setFocus()
+    window.chat.setCurrentIndex(window.chat.model().index(1, 0))
+    qtbot.keyClick(window.chat, Qt.Key.Key_Delete)
+    assert contents(window.chat) == ["Hello", "First."]
+    assert window.chat.messages[1].sibling_count == 1
+    assert [m.content for m in store.all_messages(window.conversation_id)] == ["Hello", "First."]
