@@ -28,6 +28,8 @@ from assistant.models import (
 )
 from assistant.models.catalog import Use, recommend_by_use
 from assistant.paths import AppPaths
+from assistant.remote import RemoteEngine
+from assistant.server import ApiServer, ApiService, ApiToken, exposure_warning
 from assistant.session import ChatSession
 from assistant.settings import Settings, Theme, save_settings
 from ui.errors import install_excepthook, show_error
@@ -74,6 +76,8 @@ class HavenApp(QObject):
         self.model_id = self.registry.default_id(self.settings.default_model)
         self._closing = False
         self._shut_down = False
+        self.api: ApiServer | None = None  # Settings → Server, on the loaded model
+        self.remote: RemoteEngine | None = None  # the engine of a model on an added server
         self.window = MainWindow(self.store)
         self.window.settings_opener = self.open_settings
         self.window.models_opener = self.open_models
@@ -128,7 +132,7 @@ class HavenApp(QObject):
         dialog = ModelsDialog(self.catalog, self.registry, self.hardware, self.downloads, self.download_bridge,
                               context_length=self.settings.context_length, default_id=lambda: self.model_id,
                               set_default=self.set_default_model, spec_for=spec_for, parent=self.window,
-                              paths=self.paths)
+                              paths=self.paths, use_model=self.use_model)
         if select:
             dialog.select(select)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -137,7 +141,8 @@ class HavenApp(QObject):
 
     def switch_model(self, model_id: str) -> None:
         """A conversation continues with the model it was held with, when that model is still installed."""
-        if self.registry.find(model_id) is None or model_id == self.model_id or self.window.turn is not None:
+        known = self.registry.find(model_id) is not None or self.core.is_remote(model_id)
+        if not known or model_id == self.model_id or self.window.turn is not None:
             return
         self.model_id = model_id
         self.load_model()
@@ -158,18 +163,37 @@ class HavenApp(QObject):
     def settings(self, value: Settings) -> None:
         self.core.settings = value
 
-    def load_model(self) -> None:
-        model = self.registry.get(self.model_id)
-        self.window.session = None
-        self.window.set_ready(False, f"Loading {model.name}…")
+    def use_model(self, model_id: str) -> None:
+        """Chat with ``model_id`` now (the model manager's "Chat with it", for a server's model too)."""
+        if self.window.turn is None:
+            self.model_id = model_id
+            self.load_model()
 
-        def load() -> ChatSession:
-            return self.core.open_session(model.id, self.engine)[0]
+    def load_model(self) -> None:
+        self._stop_server()
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
+        self.window.session = None
+        if self.core.is_remote(self.model_id):
+            model_id, name = self.model_id, self.model_id
+            self.window.set_ready(False, f"Connecting to {name}…")
+
+            def load() -> ChatSession:
+                session, self.remote = self.core.open_remote_session(model_id)
+                return session
+        else:
+            model = self.registry.get(self.model_id)
+            name = model.name
+            self.window.set_ready(False, f"Loading {model.name}…")
+
+            def load() -> ChatSession:
+                return self.core.open_session(model.id, self.engine)[0]
 
         worker = TaskWorker(load)
         # Bound methods of this QObject, not lambdas: PySide6 calls a lambda on the emitting (worker)
         # thread, while a QObject's method is queued to the thread the object lives in, the UI thread.
-        self._loading_label = model.name
+        self._loading_label = name
         worker.result.connect(self._loaded)
         worker.failed.connect(self._failed)
         start(worker, worker.run)
@@ -184,6 +208,34 @@ class HavenApp(QObject):
             if notes:
                 self.window.statusBar().showMessage(" ".join(notes), 15_000)
             log.info("ready: %s", self._loading_label)  # what tests starting `haven` wait for
+            self._sync_server()
+
+    def _stop_server(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+
+    def _sync_server(self) -> None:
+        """Settings → Server: the API on the loaded model when switched on (started again after a change)."""
+        self._stop_server()
+        session, settings = self.window.session, self.settings
+        if not settings.server_enabled or session is None or self._closing:
+            return
+        service = ApiService(session.engine, session.policy, model_id=self.model_id, sampling=self.core.sampling(),
+                             store=self.store if settings.server_store_conversations else None)
+        try:
+            self.api = ApiServer(service, ApiToken(self.paths).get, host=settings.server_host,
+                                 port=settings.server_port)
+            self.api.start()
+        except HavenError as exc:
+            service.close()
+            self.api = None
+            show_error(self.window, f"Haven's API did not start: {exc}")
+            return
+        warning = exposure_warning(settings.server_host, self.api.port)
+        self.window.statusBar().showMessage(f"Haven's API is on at {self.api.base_url}." +
+                                            (f" {warning}" if warning else ""), 15_000)
+        log.info("API on at %s", self.api.base_url)
 
     def _failed(self, message: str, details: str) -> None:
         if not self._closing:
@@ -204,6 +256,8 @@ class HavenApp(QObject):
         model_id = self.registry.default_id(new.default_model)
         reload_needed = model_id != self.model_id or any(getattr(new, f) != getattr(self.settings, f) for f in (
             "context_length", "gpu_layers", "threads", "safety_guard_model"))
+        server_changed = any(getattr(new, f) != getattr(self.settings, f) for f in (
+            "server_enabled", "server_host", "server_port", "server_store_conversations"))
         self.settings = new
         apply_theme(self.app, new.theme)
         self.window.chat.set_theme(current_theme())
@@ -213,6 +267,8 @@ class HavenApp(QObject):
         elif self.window.session is not None:
             self.window.session.sampling = self.core.sampling()
             self.window.session.user_instructions = new.user_instructions
+            if server_changed:
+                self._sync_server()
 
     def shutdown(self) -> None:
         """Let background work finish (a turn is already stopped by the window), then free the model.
@@ -223,6 +279,9 @@ class HavenApp(QObject):
         self._shut_down = True
         self._closing = True
         self.downloads.close()  # a running download pauses; its partial file is kept for next time
+        self._stop_server()
+        if self.remote is not None:
+            self.remote.close()
         for thread in live_threads():
             thread.wait(2000)
         self.engine.close()

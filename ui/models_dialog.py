@@ -1,6 +1,6 @@
 """The model manager: the catalog with fit labels for this machine, the best pick per use, downloads with
-progress, imports, a signed catalog refresh on request, and a tab that searches Hugging Face
-(:mod:`ui.model_search`).
+progress, imports, a signed catalog refresh on request, a tab that searches Hugging Face
+(:mod:`ui.model_search`), and a tab of servers whose models Haven may use (:mod:`ui.remote_servers`).
 
 Downloads run in the app's one queue (they continue while you chat and when this window is closed);
 this view only shows the queue's state and sends it pause / resume / cancel.
@@ -46,8 +46,10 @@ from assistant.models.catalog_refresh import refresh_catalog
 from assistant.models.search import HubSearch
 from assistant.models.templates import template_problem
 from assistant.paths import AppPaths
+from assistant.remote import RemoteRegistry
 from ui.errors import show_error
 from ui.model_search import ModelSearchPanel
+from ui.remote_servers import RemoteServersPanel
 from ui.workers import TaskWorker, start
 
 __all__ = ["DownloadBridge", "ModelsDialog"]
@@ -84,7 +86,7 @@ class ModelsDialog(QDialog):
                  bridge: DownloadBridge, *, context_length: int, default_id: Callable[[], str],
                  set_default: Callable[[str], None], spec_for: Callable[[str], DownloadSpec],
                  parent: QWidget | None = None, search: HubSearch | None = None,
-                 paths: AppPaths | None = None) -> None:
+                 paths: AppPaths | None = None, use_model: Callable[[str], None] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Haven models")
         self.resize(980, 520)
@@ -142,6 +144,8 @@ class ModelsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(catalog_tab, "Catalog")
         self.tabs.addTab(self.search_panel, "Search Hugging Face")
+        self.servers_panel = RemoteServersPanel(RemoteRegistry(self._paths), use_model)
+        self.tabs.addTab(self.servers_panel, "Servers")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.tabs, 1)

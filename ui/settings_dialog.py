@@ -1,4 +1,5 @@
-"""The settings panel: generation, context and hardware, safety, personal instructions, appearance."""
+"""The settings panel: generation, context and hardware, safety, personal instructions, appearance, and the
+server (``ui/server_settings.py``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from assistant.models import TokenStore
 from assistant.paths import AppPaths
 from assistant.safety import SAFETY_SYSTEM_PROMPT, SafetyLog
 from assistant.settings import BOUNDS, GpuOffload, Settings, Theme
+from ui.server_settings import ServerPage
 
 __all__ = ["SettingsDialog"]
 
@@ -132,8 +134,11 @@ class SettingsDialog(QDialog):
         safety.addRow(self.guard)
         tabs.addTab(self._page(safety), "Safety")
 
+        self.server: ServerPage | None = None
         if paths is not None:
             tabs.addTab(self._data_page(paths), "Data")
+            self.server = ServerPage(settings, paths)
+            tabs.addTab(self.server, "Server")
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -237,4 +242,5 @@ class SettingsDialog(QDialog):
             repeat_penalty=self.repeat_penalty.value(), max_tokens=self.max_tokens.value(),
             context_length=self.context.value(), gpu_layers=self.gpu_layers.value() if gpu == "custom" else gpu,
             threads=self.threads.value(), safety_guard_model=self.guard.isChecked(),
+            **(self.server.values() if self.server is not None else {}),
         )
