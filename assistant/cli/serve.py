@@ -56,9 +56,12 @@ def cmd_serve(core: Core, args: argparse.Namespace, out: TextIO) -> int:
     log.info("serving %s on %s", model_id, server.base_url)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn has already shut down gracefully; stopping a server is its normal end
     finally:
         service.close()
         engine.close()
+    print("Haven's API stopped.", file=sys.stderr)
     return EXIT_OK
 
 
