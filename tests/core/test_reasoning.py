@@ -251,3 +251,18 @@ def test_a_failing_guard_fails_closed_for_thinking_too(store: Store) -> None:
     assert not any(isinstance(e, ReasoningReleased | TextReleased) for e in events)
     result = events[-1]
     assert isinstance(result, TurnResult) and result.blocked
+
+
+def test_gpt_oss_as_llama_cpp_renders_it_is_split_without_its_end_markers() -> None:
+    """llama.cpp's vocabulary loader marks gpt-oss's <|channel|>, <|message|> and <|start|> as text to
+    render, while <|end|> stays a control token that renders as nothing (llama-server's output shows the
+    same): the analysis channel must still end at the next header."""
+    rendered = ("<|channel|>analysis<|message|>User says hi. Respond politely.<|start|>assistant"
+                "<|channel|>final<|message|>Hello! How can I help?")
+    splitter = ReasoningSplitter()
+    segments = [s for i in range(0, len(rendered), 5) for s in splitter.feed(rendered[i : i + 5])]
+    segments += splitter.finish()
+    reasoning = "".join(s.text for s in segments if s.channel is Channel.REASONING)
+    answer = "".join(s.text for s in segments if s.channel is Channel.ANSWER)
+    assert reasoning == "User says hi. Respond politely."
+    assert answer == "Hello! How can I help?"
