@@ -49,6 +49,11 @@ EXCLUDED_MODULES = [
     "httpx2._main", "huggingface_hub.cli", "huggingface_hub.hf_file_system",
     # Heavy optional imports of libraries Haven uses for other things.
     "IPython", "matplotlib", "PIL", "pandas", "scipy",
+    # Test-only packages for the API server's tests (the openai client, llama-cpp-python's own server):
+    # huggingface_hub's webhook and inference modules and llama_cpp.server import them when present.
+    "openai", "fastapi", "pydantic", "pydantic_core", "pydantic_settings", "sse_starlette",
+    "starlette_context", "llama_cpp.server", "huggingface_hub._webhooks_server", "huggingface_hub._oauth",
+    "huggingface_hub.inference", "rich",
 ]
 
 # Paths inside the bundle (as PyInstaller names them, with "/" or os.sep) that are dropped.

@@ -51,7 +51,9 @@ def test_the_bundle_holds_both_programs_and_the_models_but_no_dev_tools(bundle: 
     assert any((internal / "llama_cpp" / "lib").iterdir())
     assert [str(p) for p in bundle.rglob("*") if p.is_symlink() and not p.exists()] == []  # no dangling links
     collected = {path.name for path in internal.iterdir()}
-    assert not collected & {"pytest", "_pytest", "hypothesis", "mypy", "PyInstaller", "rich", "pygments"}
+    assert not collected & {"pytest", "_pytest", "hypothesis", "mypy", "PyInstaller", "rich", "openai", "fastapi",
+                            "pydantic"}, "test-only packages stay out of the app"
+    assert "pygments" in collected, "code blocks in replies are highlighted by Pygments, a run-time dependency"
     pyside = {path.name.split(".")[0] for path in (internal / "PySide6").iterdir()}
     assert {"QtCore", "QtGui", "QtWidgets"} <= pyside
     assert not pyside & {"QtNetwork", "QtQml", "QtQuick", "QtWebEngineCore", "QtSql", "QtMultimedia"}
@@ -88,3 +90,25 @@ def test_haven_opens_its_window_and_quits_cleanly(bundle: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     if sys.platform != "win32":  # a windowed Windows program has no stdout
         assert "window 'Haven' shown, model loaded" in result.stdout
+
+
+def test_the_bundled_api_server_starts_and_answers_health(bundle: Path, haven_home: Path) -> None:
+    """uvicorn imports its loops and protocols by name at run time: the frozen app must carry them."""
+    import urllib.request
+
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HAVEN_API_TOKEN": "bundle-test-token"}
+    server = subprocess.Popen([str(bundle / f"haven-cli{SUFFIX}"), "serve", "--port", "0"], env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().strip()
+        assert base.startswith("http://127.0.0.1:") and base.endswith("/v1"), server.stderr.read() if \
+            server.poll() is not None and server.stderr else base
+        with urllib.request.urlopen(base.removesuffix("/v1") + "/health", timeout=30) as answer:
+            assert answer.status == 200
+        request = urllib.request.Request(base + "/models", headers={"Authorization": "Bearer bundle-test-token"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert any(m["id"] == "smollm2-135m-instruct" for m in json.load(answer)["data"])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
