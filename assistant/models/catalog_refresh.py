@@ -28,6 +28,7 @@ from assistant.errors import HavenError
 from assistant.files import write_atomically
 from assistant.models.catalog import Catalog, parse_catalog
 from assistant.models.ed25519 import verify
+from assistant.models.hub_logging import route_hub_logging
 from assistant.paths import AppPaths, resource_path
 
 __all__ = ["CatalogSource", "RefreshError", "RefreshResult", "current_catalog_path", "refresh_catalog"]
@@ -108,6 +109,7 @@ def current_catalog_path(paths: AppPaths | None = None, source: CatalogSource | 
 
 def _fetch(url: str, timeout: float) -> bytes:
     from huggingface_hub import get_session  # its httpx client, with the proxy settings the user has
+    route_hub_logging()
 
     try:
         response = get_session().get(url, timeout=timeout, follow_redirects=True)

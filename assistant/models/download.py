@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 from assistant.errors import HavenError
 from assistant.models.catalog import CatalogEntry
 from assistant.models.gguf import read_gguf
+from assistant.models.hub_logging import route_hub_logging
 from assistant.models.registry import ModelRecord, ModelRegistry, sanitize_id
 from assistant.models.split_download import discard_set, download_split, installed_name, set_of
 from assistant.models.splits import split_parts
@@ -333,6 +334,7 @@ class Downloader:
 
     def _metadata(self, spec: DownloadSpec) -> _Remote:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        route_hub_logging()
 
         endpoint = self._endpoint(spec)
         url = hf_hub_url(spec.repo, spec.file, revision=spec.revision, endpoint=endpoint)
@@ -343,6 +345,7 @@ class Downloader:
 
     def _expected_sha256(self, spec: DownloadSpec, remote: _Remote) -> str:
         from huggingface_hub import HfApi
+        route_hub_logging()
 
         if spec.sha256:
             if remote.sha256 and remote.sha256 != spec.sha256.lower():
@@ -438,6 +441,7 @@ class Downloader:
                     meter: _Meter, stop: threading.Event) -> None:
         import httpx2
         from huggingface_hub import get_session, hf_raise_for_status
+        route_hub_logging()
         from huggingface_hub.utils._headers import build_hf_headers
 
         headers = build_hf_headers(token=self._token or False)

@@ -34,6 +34,7 @@ from assistant.errors import HavenError
 from assistant.hardware import HardwareInfo
 from assistant.models.fit import Fit, ModelShape, fit_for, memory_needed
 from assistant.models.gguf import read_gguf_prefix
+from assistant.models.hub_logging import route_hub_logging
 from assistant.models.registry import sanitize_id
 from assistant.models.splits import part_name, split_name
 
@@ -244,6 +245,7 @@ class HubSearch:
         if not repo.gated or not repo.files:
             return
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        route_hub_logging()
 
         target = file or repo.files[0]
         url = hf_hub_url(repo.repo, target.file, revision=repo.revision, endpoint=self.base)
@@ -262,6 +264,7 @@ class HubSearch:
 
     def _api(self) -> Any:
         from huggingface_hub import HfApi
+        route_hub_logging()
 
         return HfApi(endpoint=self.base, token=self.token_source() or False)
 
@@ -308,6 +311,7 @@ class HubSearch:
         """The model's shape and trained context from the first bytes of its smallest file (all quantizations
         of one model share them). A failure is not an error: the fit is then estimated from the file size."""
         from huggingface_hub import get_session, hf_hub_url
+        route_hub_logging()
         from huggingface_hub.utils._headers import build_hf_headers
 
         url = hf_hub_url(repo.repo, repo.files[0].file, revision=repo.revision, endpoint=self.base)

@@ -179,3 +179,15 @@ def test_a_file_picked_from_search_with_wrong_bytes_is_refused(hub) -> None:
     done = cli("models", "download", "--repo", TINY, "--file", "Tiny-Chat-Q4_K_M.gguf", "--endpoint", url)
     assert done.returncode == 1 and "checksum" in done.stderr
     assert "tiny-chat-q4_k_m" not in cli("models", "list", "--json").stdout.lower()
+
+
+def test_the_hubs_retry_messages_go_to_the_log_not_the_terminal(capfd, caplog) -> None:
+    import logging
+
+    from assistant.models.hub_logging import route_hub_logging
+
+    route_hub_logging()
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+    assert "Retrying in 1s" in caplog.text, "it reaches Haven's log handlers"
+    assert "Retrying" not in capfd.readouterr().err, "and not stderr, where a command prints one sentence"
