@@ -40,6 +40,7 @@ from assistant.errors import GenerationError, ModelError
 from assistant.hardware import detect_hardware, physical_cores
 from assistant.models.fit import ModelShape, memory_needed
 from assistant.models.gguf import GgufInfo, read_gguf
+from assistant.models.splits import split_parts
 from assistant.settings import GpuOffload
 
 __all__ = [
@@ -104,6 +105,11 @@ class GenerationStats:
     first_token_at: float | None # time.perf_counter() when the first token was sampled
     stop_reason: StopReason
     seed: int
+
+
+def model_bytes(path: Path) -> int:
+    """The weights' size on disk: every part of a split model (llama.cpp loads them all from the first)."""
+    return sum(part.stat().st_size for part in split_parts(path))
 
 
 def gpu_offload_supported() -> bool:
@@ -226,8 +232,8 @@ class Engine:
         if not free:
             return GpuOffload.ALL  # unknown memory: try, and fall back to the CPU if loading fails
         # The same estimate as the model manager's fit label (grouped-query attention's smaller KV cache
-        # included), so "fits on the GPU" there means offload here.
-        needed = memory_needed(path.stat().st_size, ModelShape.from_gguf_metadata(header.metadata), n_ctx)
+        # included), so "fits on the GPU" there means offload here. A split model's weights are all its parts.
+        needed = memory_needed(model_bytes(path), ModelShape.from_gguf_metadata(header.metadata), n_ctx)
         return GpuOffload.ALL if needed <= max(free) else 0
 
     def _load(self, path: Path, header: GgufInfo, options: LoadOptions) -> ModelInfo:
@@ -262,7 +268,7 @@ class Engine:
         self._llm, self._vocab, self._formatter = llm, vocab, formatter
         self._info = ModelInfo(
             path=path, name=header.name or path.stem, architecture=header.architecture,
-            size_bytes=path.stat().st_size, context_length=llm.n_ctx(), trained_context_length=trained,
+            size_bytes=model_bytes(path), context_length=llm.n_ctx(), trained_context_length=trained,
             layer_count=layers, gpu_layers=layers if gpu_layers == GpuOffload.ALL else min(gpu_layers, layers),
             threads=threads, chat_format=fmt,
             gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),

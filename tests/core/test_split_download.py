@@ -66,6 +66,7 @@ def test_a_split_set_is_downloaded_verified_and_loaded_from_its_first_part(hub, 
     try:
         info = engine.load(model.path, LoadOptions(context_length=512))
         assert info is not None
+        assert info.size_bytes == model.size_bytes, "GPU offload is sized from every part, not the first alone"
         pieces = [p for p in engine.generate([ChatMessage(Role.USER, "Say hello.")],
                                              SamplingParams(temperature=0.0, seed=1, max_tokens=8))
                   if not isinstance(p, GenerationStats)]
