@@ -20,7 +20,8 @@ How a download goes:
 4. A partial file is resumed with ``Range: bytes=N-``; a ``206`` with the matching ``Content-Range`` is
    appended, a ``200`` means the server ignored the range, so the file restarts from the beginning.
 5. Transient errors (connection dropped, timeouts, 5xx, 429) are retried with exponential backoff,
-   always from the bytes already on disk.
+   always from the bytes already on disk. When the first request cannot connect at all, the computer is
+   most likely offline: two quick retries, then the sentence (seconds, not a minute of backoff).
 6. The sha256 is computed while writing; only a match (and a readable GGUF header) is moved into the
    models folder, atomically, and recorded as installed. A mismatch deletes the partial file.
 Pause keeps the partial file; cancel deletes it, unless another download (in any Haven process) is
@@ -75,6 +76,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DISK_MARGIN_BYTES = 200 * 1024**2
+OFFLINE_RETRIES = 2              # when no connection opens at all: two quick retries (1 s, 2 s), then the sentence
 LOCK_POLL_SECONDS = 0.2          # a download waiting for another one checks pause/cancel this often
 WAITING_NOTE = "Waiting for another Haven download of this model to finish."
 TAKEN_OVER_NOTE = "The other download stopped before finishing; Haven continues its partial file here."
@@ -493,6 +495,8 @@ class Downloader:
         return attempt + 1
 
     def _with_retries(self, call: Callable[[], Any], spec: DownloadSpec, stop: threading.Event) -> Any:
+        """The first request of a download. A computer that cannot connect at all is told so within seconds
+        (two quick retries), not after the minute of backoff a connection that drops mid-transfer gets."""
         attempt = 0
         while True:
             try:
@@ -500,8 +504,11 @@ class Downloader:
             except Exception as exc:
                 if isinstance(exc, HavenError):
                     raise
-                if not _transient(exc) or attempt >= self._retries:
+                limit = min(self._retries, OFFLINE_RETRIES) if _cannot_connect(exc) else self._retries
+                if not _transient(exc) or attempt >= limit:
                     raise self._explain(exc, spec) from exc
+                log.info("download of %s: first request failed (%s); retry %d of %d", spec.file, exc, attempt + 1,
+                         limit)
                 if stop.wait(self._backoff * (2**attempt)):
                     raise _Stopped from exc
                 attempt += 1
@@ -576,6 +583,14 @@ class Downloader:
         if isinstance(exc, HfHubHTTPError):
             return DownloadError(f"The hub answered with an error for {where} (HTTP {status}). Try again later.")
         return DownloadError(f"Downloading {where} failed ({type(exc).__name__}: {exc}).")
+
+
+def _cannot_connect(exc: Exception) -> bool:
+    """No connection could be opened at all (no network, DNS failure, nothing listening), as opposed to one
+    that was open and dropped."""
+    import httpx2
+
+    return isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
 
 
 def _transient(exc: Exception) -> bool:

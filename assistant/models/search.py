@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CACHE_SECONDS = 600.0
+OFFLINE_PROBE_SECONDS = 5.0    # a connection that takes longer than this to open is as good as none
 HEADER_BYTES = 2 * 1024 * 1024
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _QUANT = re.compile(r"(?i)(?<![A-Za-z0-9])(I?Q[1-8](?:_[0-9A-Z]{1,3}){0,3}|BF16|F16|F32|FP16)(?![A-Za-z0-9])")
@@ -270,11 +271,25 @@ class HubSearch:
 
     def _list(self, keyword: str, sort: SearchSort, limit: int) -> list[str]:
         hub_sort = "downloads" if sort is SearchSort.DOWNLOADS else "last_modified"
+        self._check_reachable()
         try:
             found = self._api().list_models(search=keyword, filter="gguf", sort=hub_sort, limit=max(1, limit))
             return [m.id for m in found]
         except Exception as exc:
             raise self._explain(exc, None) from exc
+
+    def _check_reachable(self) -> None:
+        """huggingface_hub retries a keyword search for about 23 s when no connection opens; one request of
+        our own first (through its session, so with the user's proxy settings) says "offline" in seconds."""
+        import httpx2
+        from huggingface_hub import get_session
+
+        try:
+            get_session().head(self.base, timeout=min(self.timeout_seconds, OFFLINE_PROBE_SECONDS))
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise self._explain(exc, None) from exc
+        except httpx2.HTTPError:
+            pass  # it answered, or failed some other way: the search itself reports what matters
 
     def _details_or_none(self, repo: str) -> HubRepo | None:
         try:
@@ -354,8 +369,8 @@ class HubSearch:
             return SearchError(f"There is no model {repo} on the hub (or it is private). Check the name.")
         if isinstance(exc, HfHubHTTPError):
             return SearchError(f"The hub answered with an error (HTTP {status}). Try again later.")
-        return SearchError(f"Haven cannot reach {self.base} to search ({type(exc).__name__}). Check the connection "
-                           "and try again.")
+        return SearchError(f"Haven cannot reach {self.base} to search ({type(exc).__name__}): this computer seems to "
+                           "be offline. Check the connection and try again.")
 
     # -- fit labels ----------------------------------------------------------------------------
 

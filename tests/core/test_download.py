@@ -214,6 +214,22 @@ def test_offline_is_a_sentence(paths) -> None:
         downloader(paths, retries=1).download(spec(f"http://127.0.0.1:{port}"))
 
 
+def test_a_computer_that_cannot_connect_is_told_after_two_quick_retries_not_the_full_backoff(paths, caplog) -> None:
+    import logging
+    import socket
+
+    from assistant.models.download import OFFLINE_RETRIES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with caplog.at_level(logging.INFO, logger="assistant.models.download"), \
+            pytest.raises(DownloadError, match="offline"):
+        downloader(paths, retries=6).download(spec(f"http://127.0.0.1:{port}"))
+    retries = [r for r in caplog.records if "first request failed" in r.getMessage()]
+    assert len(retries) == OFFLINE_RETRIES == 2, "a dropped transfer gets six; no connection at all gets two"
+
+
 def test_the_real_starter_model_downloads_and_loads(paths, starter_path, tmp_path) -> None:
     from assistant.engine import Engine, LoadOptions
 

@@ -191,3 +191,18 @@ def test_the_hubs_retry_messages_go_to_the_log_not_the_terminal(capfd, caplog) -
         logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
     assert "Retrying in 1s" in caplog.text, "it reaches Haven's log handlers"
     assert "Retrying" not in capfd.readouterr().err, "and not stderr, where a command prints one sentence"
+
+
+def test_an_offline_search_is_a_sentence_at_once_not_after_the_hubs_retries(monkeypatch, tmp_path: Path) -> None:
+    import socket
+
+    from huggingface_hub import HfApi
+
+    with socket.socket() as s:  # a port where nothing listens: no connection opens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    listed: list[object] = []
+    monkeypatch.setattr(HfApi, "list_models", lambda *a, **kw: listed.append(kw) or [])
+    with pytest.raises(SearchError, match="offline"):
+        HubSearch(cache_dir=tmp_path, endpoint=f"http://127.0.0.1:{port}").search("qwen")
+    assert listed == [], "huggingface_hub's list_models (about 23 s of retries when offline) was never called"
