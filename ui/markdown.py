@@ -8,9 +8,9 @@ What the text may never do, whatever it contains:
 * link anywhere but the web: only ``http`` and ``https`` links become anchors; other links show as text.
   A click on one is handled by the view (it opens only on click, in the system browser).
 
-Maths is turned into Unicode text by pylatexenc (``\\frac{1}{n} \\sum x_i`` reads ``1/n ∑ x_i``, Greek
-letters and symbols become their characters) and set in a serif italic span (inline) or a centred block
-(display): readable without a network or a TeX engine. TeX it cannot read is shown as written; copying
+Maths is set by :mod:`ui.maths` (pylatexenc turns macros into their Unicode characters; sub- and
+superscripts become ``<sub>``/``<sup>``, fractions ``a/b``) in a serif italic span (inline) or a centred
+block (display): readable without a network or a TeX engine. TeX it cannot read is shown as written; copying
 the message gives the TeX.
 
 :func:`stable_prefix_end` lets a streaming reply render its finished blocks once and only its growing
@@ -20,7 +20,6 @@ tail on each update.
 from __future__ import annotations
 
 import html
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,10 +33,10 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
-from pylatexenc.latex2text import LatexNodes2Text
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextDocument
 
+from ui.maths import tex_to_html
 from ui.theme import Theme
 
 __all__ = ["COPY_SCHEME", "MarkdownRenderer", "Rendered", "SafeDocument", "stable_prefix_end"]
@@ -84,8 +83,6 @@ class MarkdownRenderer:
             self.md.add_render_rule(name, lambda _renderer, tokens, idx, options, env, rule=rule:
                                     rule(tokens, idx, options, env))
         self._formatters: dict[str, HtmlFormatter] = {}
-        self._maths = LatexNodes2Text(math_mode="text")
-        logging.getLogger("pylatexenc").setLevel(logging.ERROR)  # a model's broken TeX is not worth a warning
 
     def render(self, text: str, theme: Theme, first_code_index: int = 0) -> Rendered:
         """``text`` (a reply or a user's message) as HTML that is safe to show, in ``theme``'s colours; code
@@ -151,22 +148,19 @@ class MarkdownRenderer:
         return (f'<code style="background-color: {theme.code_background}">'
                 f"{html.escape(tokens[idx].content)}</code>")
 
-    def _readable(self, tex: str) -> str:
-        """TeX as Unicode text, or as written when it cannot be read."""
-        try:
-            text = self._maths.latex_to_text(tex).strip()
-        except Exception:  # pylatexenc's parse errors are plain exceptions; a wrong formula is not ours to fix
-            return tex
-        return tex if not text or "%s" in text else text  # "%s": a macro missing its arguments
+    @staticmethod
+    def _maths(tex: str) -> str:
+        """The formula set with sub- and superscripts, or (TeX it cannot read) the TeX as written, escaped."""
+        return tex_to_html(tex) or html.escape(tex)
 
     def _math_inline(self, tokens: Sequence[Token], idx: int, options: Any,
                      env: dict[str, Any]) -> str:
         return (f'<span style="font-family: serif; font-style: italic; color: {self._theme(env).math}">'
-                f"{html.escape(self._readable(tokens[idx].content))}</span>")
+                f"{self._maths(tokens[idx].content)}</span>")
 
     def _math_block(self, tokens: Sequence[Token], idx: int, options: Any,
                     env: dict[str, Any]) -> str:
-        tex = html.escape(self._readable(tokens[idx].content.strip())).replace("\n", "<br>")
+        tex = self._maths(tokens[idx].content.strip()).replace("\n", "<br>")
         return (f'<p align="center" style="font-family: serif; font-style: italic; '
                 f'color: {self._theme(env).math}">{tex}</p>\n')
 
