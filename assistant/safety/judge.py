@@ -32,6 +32,7 @@ import numpy as np
 
 from assistant.safety.encoder import DIMENSION, SentenceEncoder
 from assistant.safety.features import windows
+from assistant.safety.harm_terms import LIFT, blunt_term_hit
 from assistant.safety.heads import Head, prompt_dense, reply_dense, signal_row
 from assistant.safety.normalise import readable_views, request_core
 from assistant.safety.refusal import OPENING_CHARS, opens_with_refusal
@@ -74,15 +75,20 @@ def prompt_windows(text: str) -> list[str]:
 
 
 class SafetyJudge:
-    def __init__(self, encoder: SentenceEncoder, prompt_head: Head, reply_head: Head) -> None:
+    def __init__(self, encoder: SentenceEncoder, prompt_head: Head, reply_head: Head, *,
+                 blunt_terms: bool = True) -> None:
+        """``blunt_terms``: lift prompts that ask for one of ``harm_terms``' clearest harms into the guard
+        band (off only where a check must let a prompt through to exercise the output filter)."""
         self.encoder = encoder
         self.prompt_head = prompt_head
         self.reply_head = reply_head
+        self.blunt_terms = blunt_terms
 
     def score_prompt(self, text: str, threshold_shift: float = 0.0) -> Score:
         parts = prompt_windows(text)
         if not parts:
             return Score(0.0, "S2", self.prompt_head.threshold + threshold_shift)
+        every_part = parts
         if len(parts) > ENCODED_WINDOWS:
             chosen = np.linspace(0, len(parts) - 1, ENCODED_WINDOWS).round().astype(int)
             parts = [parts[i] for i in sorted(set(chosen.tolist()))]
@@ -91,8 +97,12 @@ class SafetyJudge:
         dense = np.stack([prompt_dense(v, signals) for v in vectors])
         logits = self.prompt_head.logits(dense)
         best = int(np.argmax(logits))
-        return Score(_sigmoid(float(logits[best])), self.prompt_head.category(dense[best]),
-                     self.prompt_head.threshold + threshold_shift)
+        threshold = self.prompt_head.threshold + threshold_shift
+        score = Score(_sigmoid(float(logits[best])), self.prompt_head.category(dense[best]), threshold)
+        if self.blunt_terms and not score.blocked and (hit := blunt_term_hit(every_part)) is not None:
+            # Words the encoder blurs ("pipe bomb" beside "pipe organ"): lifted just into the guard model's band.
+            return Score(threshold + LIFT, hit.category, threshold)
+        return score
 
     def reply_reader(self, request: str, *, request_cleared: bool = False) -> ReplyReader:
         """A reader of one reply to ``request``; ``request_cleared``: a second stage (the guard model)

@@ -135,7 +135,7 @@ def test_chat_through_llama_cpp_server_with_haven_safety_applied_here(llama_serv
     assert blocked.blocked and blocked.stage == "input" and client.sent == 1
     # The output filter reads the remote stream before a word is shown.
     permissive = HavenSafetyPolicy(SafetyJudge(judge.encoder, judge.prompt_head.with_threshold(0.9999),
-                                               judge.reply_head.with_threshold(0.5)))
+                                               judge.reply_head.with_threshold(0.5), blunt_terms=False))
     filtered = ChatSession(engine, store, permissive, model_id=model_id,
                            sampling=SamplingParams(temperature=0.0, seed=1, max_tokens=120))
     shown, result = turn(filtered, BOMB)

@@ -55,7 +55,7 @@ def policy(judge: SafetyJudge) -> HavenSafetyPolicy:
 def permissive(judge: SafetyJudge) -> HavenSafetyPolicy:
     # As the safety tests do: the prompt head lets the prompt through so that the output filter must act.
     return HavenSafetyPolicy(SafetyJudge(judge.encoder, judge.prompt_head.with_threshold(0.9999),
-                                         judge.reply_head.with_threshold(0.5)))
+                                         judge.reply_head.with_threshold(0.5), blunt_terms=False))
 
 
 class RecordingEngine:

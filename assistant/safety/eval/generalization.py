@@ -28,6 +28,7 @@ import numpy as np
 from assistant.safety.eval.datasets import Example, split_of
 from assistant.safety.eval.vectors import VectorStore
 from assistant.safety.features import reply_spans
+from assistant.safety.harm_terms import LIFT, blunt_term_hit
 from assistant.safety.heads import Head, fit_head, prompt_dense, reply_dense, signal_row
 from assistant.safety.judge import prompt_windows
 from assistant.safety.refusal import opens_with_refusal
@@ -230,9 +231,11 @@ def request_scores(prompts: Sequence[Example], rows: Rows, replies: Sequence[Exa
 
 
 def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Callable[[str], None],
-                  forced: np.ndarray | None = None) -> dict[str, Any]:
+                  forced: np.ndarray | None = None, lifted: np.ndarray | None = None) -> dict[str, Any]:
     """``forced``: examples blocked whatever their head's score (replies to a request the input check
-    refuses that do not open by declining)."""
+    refuses that do not open by declining). ``lifted``: prompts with a blunt harm term, scored at least
+    threshold + ``LIFT`` as ``SafetyJudge.score_prompt`` does (the threshold is chosen on the heads' scores;
+    the curve is the heads' alone)."""
     weights = example_weights(examples)
     trainable = np.array([not e.eval_only for e in examples])
     loso = np.full(len(examples), np.nan)
@@ -255,13 +258,17 @@ def _stage_report(name: str, examples: list[Example], rows: Rows, progress: Call
         loso[forced] = 1.0
         random_split[forced & test] = 1.0
     threshold = choose_threshold(loso, examples)
+    curve = threshold_curve(loso, examples)
+    if lifted is not None:
+        loso = np.where(lifted & (loso < threshold), threshold + LIFT, loso)
+        random_split = np.where(lifted & (random_split < threshold), threshold + LIFT, random_split)
     loso_blocked = loso >= threshold
     split_mask = ~np.isnan(random_split)
     split_examples = [e for e, m in zip(examples, split_mask, strict=True) if m]
     split_blocked = random_split[split_mask] >= threshold
     return {
         "threshold": threshold,
-        "curve": threshold_curve(loso, examples),
+        "curve": curve,
         "loso": {"sources": _group(examples, loso_blocked, lambda e: e.source),
                  "languages": _group(examples, loso_blocked, lambda e: e.language),
                  "styles": _group(examples, loso_blocked, lambda e: e.style)},
@@ -298,7 +305,12 @@ def generalization_report(examples: Sequence[Example], store: VectorStore,
             asked = request_scores(prompts, built_prompt_rows, chosen, store, progress)
             forced = np.array([s >= prompt_threshold and not opens_with_refusal(e.text)
                                for s, e in zip(np.nan_to_num(asked, nan=0.0), chosen, strict=True)])
-        result = _stage_report(stage, chosen, rows, progress, forced)
+            forced |= np.array([bool(e.context.strip()) and blunt_term_hit(prompt_windows(e.context)) is not None
+                                and not opens_with_refusal(e.text) for e in chosen])
+        lifted = None
+        if stage == "input":
+            lifted = np.array([blunt_term_hit(prompt_windows(_prompt_text(e))) is not None for e in chosen])
+        result = _stage_report(stage, chosen, rows, progress, forced, lifted)
         if stage == "input":
             prompt_threshold, built_prompt_rows = result["threshold"], rows
         scores = result.pop("scores")
