@@ -40,31 +40,46 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from filelock import BaseFileLock, FileLock, Timeout
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # before huggingface_hub reads its settings
 
-if TYPE_CHECKING:
-    import httpx2
 
 # huggingface_hub and its HTTP client are imported where a download needs them, not with this module:
 # they cost the desktop app ~20 MB and a few hundred milliseconds of start-up it has no use for until
 # the user asks for a download.
 
 from assistant.errors import HavenError
-from assistant.models.catalog import CatalogEntry
+from assistant.models.download_types import (
+    DiskFullError,
+    DownloadError,
+    DownloadProgress,
+    DownloadResult,
+    DownloadSpec,
+    DownloadState,
+    _Remote,
+    _Restart,
+    _Stopped,
+)
 from assistant.models.gguf import read_gguf
 from assistant.models.hub_logging import route_hub_logging
 from assistant.models.registry import ModelRecord, ModelRegistry, sanitize_id
 from assistant.models.split_download import discard_set, download_split, installed_name, set_of
 from assistant.models.splits import split_parts
+from assistant.models.transfer import (
+    _cannot_connect,
+    _hash_file,
+    _human,
+    _Meter,
+    _sidecar,
+    _size,
+    _StopWatcher,
+    _transient,
+)
 from assistant.paths import AppPaths
 
 __all__ = [
@@ -80,86 +95,6 @@ OFFLINE_RETRIES = 2              # when no connection opens at all: two quick re
 LOCK_POLL_SECONDS = 0.2          # a download waiting for another one checks pause/cancel this often
 WAITING_NOTE = "Waiting for another Haven download of this model to finish."
 TAKEN_OVER_NOTE = "The other download stopped before finishing; Haven continues its partial file here."
-
-
-class DownloadError(HavenError):
-    """A download failed; the message says why and what to do."""
-
-
-class DiskFullError(DownloadError):
-    pass
-
-
-class DownloadState(StrEnum):
-    QUEUED = "queued"
-    DOWNLOADING = "downloading"
-    VERIFYING = "verifying"
-    PAUSED = "paused"
-    CANCELLED = "cancelled"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadSpec:
-    model_id: str
-    repo: str
-    file: str
-    revision: str = "main"
-    sha256: str | None = None        # from the catalog; else taken from the hub
-    size_bytes: int | None = None
-    name: str = ""
-    license: str = ""
-    tags: tuple[str, ...] = ("chat",)
-    chat_format: str | None = None
-    endpoint: str | None = None      # None: HF_ENDPOINT or the public hub
-
-    @classmethod
-    def from_catalog(cls, entry: CatalogEntry, *, revision: str | None = None,
-                     endpoint: str | None = None) -> DownloadSpec:
-        if entry.repo is None:
-            raise DownloadError(f"{entry.name} has no download source in Haven's catalog.")
-        return cls(
-            model_id=entry.id, repo=entry.repo, file=entry.file, revision=revision or entry.revision or "main",
-            sha256=entry.sha256, size_bytes=entry.size_bytes, name=entry.name, license=entry.license_name,
-            tags=entry.tags, chat_format=entry.chat_format, endpoint=endpoint,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadProgress:
-    state: DownloadState
-    downloaded: int
-    total: int | None
-    bytes_per_second: float
-    seconds_left: float | None
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadResult:
-    state: DownloadState             # COMPLETED, PAUSED or CANCELLED
-    path: Path | None
-    sha256: str | None
-    resumed_from: int = 0            # bytes that were already on disk when this run started
-    already_installed: bool = False  # COMPLETED without fetching: an install verified earlier (or meanwhile)
-
-
-@dataclass(frozen=True, slots=True)
-class _Remote:
-    url: str
-    commit: str | None
-    etag: str | None
-    size: int | None
-    sha256: str | None
-
-
-class _Restart(Exception):
-    """The partial file cannot be continued (the server ignored Range or the file changed)."""
-
-
-class _Stopped(Exception):
-    pass
 
 
 def _is_sha256(value: str | None) -> bool:
@@ -583,109 +518,3 @@ class Downloader:
         if isinstance(exc, HfHubHTTPError):
             return DownloadError(f"The hub answered with an error for {where} (HTTP {status}). Try again later.")
         return DownloadError(f"Downloading {where} failed ({type(exc).__name__}: {exc}).")
-
-
-def _cannot_connect(exc: Exception) -> bool:
-    """No connection could be opened at all (no network, DNS failure, nothing listening), as opposed to one
-    that was open and dropped."""
-    import httpx2
-
-    return isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
-
-
-def _transient(exc: Exception) -> bool:
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
-        return True  # may be a blip; retried a few times before "offline" is the answer
-    if isinstance(exc, httpx2.TransportError):
-        return True
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return isinstance(exc, HfHubHTTPError) and status is not None and (status >= 500 or status == 429)
-
-
-class _StopWatcher:
-    """Closes the response when ``stop`` is set, so a stalled read returns within a fraction of a second."""
-
-    def __init__(self, stop: threading.Event, response: httpx2.Response) -> None:
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, args=(stop, response), daemon=True,
-                                        name="haven-download-stop")
-        self._thread.start()
-
-    def _watch(self, stop: threading.Event, response: httpx2.Response) -> None:
-        while not self._done.is_set():
-            if stop.wait(0.1):
-                with contextlib.suppress(Exception):
-                    response.close()
-                return
-
-    def finish(self) -> None:
-        self._done.set()
-        self._thread.join(1.0)
-
-
-class _Meter:
-    """Progress with speed over a sliding window and time left; at most ~10 reports a second."""
-
-    def __init__(self, total: int | None, report: Callable[[DownloadProgress], None]) -> None:
-        self.total = total
-        self.report = report
-        self.downloaded = 0
-        self.samples: list[tuple[float, int]] = []
-        self.last_report = 0.0
-        self.message = ""
-
-    def start_at(self, offset: int) -> None:
-        self.downloaded = offset
-
-    def note(self, message: str) -> None:
-        self.message = message
-        self._emit(force=True)
-
-    def add(self, count: int) -> None:
-        self.downloaded += count
-        self._emit()
-
-    def _emit(self, force: bool = False) -> None:
-        now = time.monotonic()
-        self.samples.append((now, self.downloaded))
-        self.samples = [s for s in self.samples if now - s[0] <= 5.0]
-        if not force and now - self.last_report < 0.1:
-            return
-        self.last_report = now
-        first_t, first_n = self.samples[0]
-        speed = (self.downloaded - first_n) / (now - first_t) if now > first_t else 0.0
-        left = (self.total - self.downloaded) / speed if self.total and speed > 0 else None
-        self.report(DownloadProgress(DownloadState.DOWNLOADING, self.downloaded, self.total, speed, left,
-                                     self.message))
-
-
-def _sidecar(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _hash_file(path: Path) -> Any:
-    hasher = hashlib.sha256()
-    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
-        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
-            hasher.update(block)
-    return hasher
-
-
-def _human(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1000
-    return f"{count} B"
-

@@ -21,12 +21,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.errors import HavenError
+from assistant.models.download_types import (
+    DownloadError,
+    DownloadProgress,
+    DownloadResult,
+    DownloadSpec,
+    DownloadState,
+    _Remote,
+    _Stopped,
+)
 from assistant.models.gguf import read_gguf
 from assistant.models.registry import ModelRecord, sanitize_id
 from assistant.models.splits import SplitName, part_name, split_name
 
 if TYPE_CHECKING:
-    from assistant.models.download import Downloader, DownloadProgress, DownloadResult, DownloadSpec, _Remote
+    from assistant.models.download import Downloader  # which imports this module
 
 __all__ = ["download_split", "installed_name", "part_specs", "set_of"]
 
@@ -88,14 +97,6 @@ def _already_verified(dl: Downloader, part: DownloadSpec, remote: _Remote) -> st
 
 def download_split(dl: Downloader, spec: DownloadSpec, stop: threading.Event,
                    report: Callable[[DownloadProgress], None], discard_on_stop: bool) -> DownloadResult:
-    from assistant.models.download import (
-        DownloadError,
-        DownloadProgress,
-        DownloadResult,
-        DownloadState,
-        _Stopped,
-    )
-
     parts = part_specs(spec)
     try:
         remotes = [dl._metadata(p) for p in parts]
@@ -146,8 +147,6 @@ def download_split(dl: Downloader, spec: DownloadSpec, stop: threading.Event,
 
 def _install_set(dl: Downloader, spec: DownloadSpec, parts: list[DownloadSpec], commit: str | None,
                  digests: list[str]) -> Path:
-    from assistant.models.download import DownloadError
-
     verified = [_verified_path(dl, p) for p in parts]
     try:
         header = read_gguf(verified[0])
