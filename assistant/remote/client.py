@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = ["OpenAIServer", "StreamPiece"]
 log = logging.getLogger(__name__)
 
 CONNECT_SECONDS = 5.0
+CANCEL_POLL_SECONDS = 0.1  # how soon Stop takes effect while the server has not sent anything
 READ_SECONDS = 120.0  # between two pieces of a stream (a long prompt on a slow server takes a while)
 
 
@@ -112,13 +114,49 @@ class OpenAIServer:
         return models
 
     def stream_chat(self, body: dict[str, Any], cancel: threading.Event) -> Iterator[StreamPiece]:
-        """Stream a chat completion; stops (closing the connection) as soon as ``cancel`` is set."""
+        """Stream a chat completion. The request runs on a thread of its own, so setting ``cancel`` ends the
+        stream within a tenth of a second even while the server has not answered yet (a big model still
+        reading a long prompt can take minutes); the abandoned request closes its connection as soon as the
+        server sends anything, or at the read timeout."""
+        handed: queue.SimpleQueue[StreamPiece | BaseException | None] = queue.SimpleQueue()
+        left = threading.Event()  # the reader stopped listening: cancelled, or done with the reply
+        worker = threading.Thread(target=self._stream_into, args=(body, handed, lambda: cancel.is_set() or
+                                                                  left.is_set()),
+                                  daemon=True, name="haven-remote-stream")
+        worker.start()
+        try:
+            while True:
+                try:
+                    item = handed.get(timeout=CANCEL_POLL_SECONDS)
+                except queue.Empty:
+                    if cancel.is_set():
+                        return
+                    continue
+                if item is None or cancel.is_set():
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            left.set()
+
+    def _stream_into(self, body: dict[str, Any], handed: queue.SimpleQueue[StreamPiece | BaseException | None],
+                     stopped: Callable[[], bool]) -> None:
+        try:
+            for piece in self._stream(body, stopped):
+                handed.put(piece)
+        except BaseException as exc:  # handed to the reader, who raises it on its own thread
+            handed.put(exc)
+        else:
+            handed.put(None)
+
+    def _stream(self, body: dict[str, Any], stopped: Callable[[], bool]) -> Iterator[StreamPiece]:
         try:
             with self._client.stream("POST", f"{self.url}/chat/completions",
                                      json={**body, "stream": True}) as response:
                 if response.status_code >= 400:
                     raise self._refused(response.status_code, response.read())
-                yield from self._pieces(response.iter_lines(), cancel)
+                yield from self._pieces(response.iter_lines(), stopped)
         except httpx2.TimeoutException as exc:
             raise self._timed_out() from exc
         except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
@@ -126,10 +164,10 @@ class OpenAIServer:
         except httpx2.TransportError as exc:
             raise self._unreachable(exc) from exc
 
-    def _pieces(self, lines: Iterator[str], cancel: threading.Event) -> Iterator[StreamPiece]:
+    def _pieces(self, lines: Iterator[str], stopped: Callable[[], bool]) -> Iterator[StreamPiece]:
         finished = False
         for line in lines:
-            if cancel.is_set():
+            if stopped():
                 return
             if not line.startswith("data:"):
                 continue  # comments, event names, keep-alives
@@ -139,7 +177,7 @@ class OpenAIServer:
             piece = self._piece(data)
             finished = finished or piece.finish_reason is not None
             yield piece
-        if not finished and not cancel.is_set():
+        if not finished and not stopped():
             raise self._broken("ended the stream before the reply was finished")
 
     def _piece(self, data: str) -> StreamPiece:

@@ -202,6 +202,8 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     """Answers every request with what the test put in ``script``: (status, body lines, hang seconds)."""
 
     script: tuple[int, list[str], float] = (200, [], 0.0)
+    received: threading.Event | None = None  # set when a request has arrived
+    gate: threading.Event | None = None      # when given, nothing is answered until it is set
 
     def log_message(self, *args: object) -> None:
         pass
@@ -210,6 +212,10 @@ class Scripted(http.server.BaseHTTPRequestHandler):
         status, lines, hang = self.script
         length = int(self.headers.get("content-length") or 0)
         self.rfile.read(length)
+        if self.received is not None:
+            self.received.set()
+        if self.gate is not None:
+            self.gate.wait(60)
         time.sleep(hang)
         self.send_response(status)
         self.send_header("Content-Type", "text/event-stream" if status == 200 else "application/json")
@@ -272,6 +278,31 @@ def test_each_failure_is_a_sentence_and_the_partial_reply_is_kept(scripted, stor
     assert reply.content == "".join(shown) and not reply.complete and reply.stop_reason is StopReason.ERROR
     if script[0] == 200 and script[2] == 0.0:
         assert shown, "what passed the filter before the failure was shown and is kept"
+
+
+def test_stop_ends_the_turn_while_the_server_is_still_silent(scripted, store: Store) -> None:
+    # A big model on a busy server can take minutes before its first piece; Stop must not wait for it.
+    url, handler = scripted
+    handler.script = (200, [*SENTENCES, chunk("", "stop")], 0.0)
+    handler.received, handler.gate = threading.Event(), threading.Event()
+    engine = RemoteEngine(OpenAIServer("box", url, read_seconds=60), "m", context_length=4096)
+    cancel, finished = threading.Event(), threading.Event()
+    events: list[object] = []
+
+    def run() -> None:
+        events.extend(ChatSession(engine, store, WordPolicy(), model_id="box:m").send("hello", cancel=cancel))
+        finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        assert handler.received.wait(30), "the request reached the server"
+        cancel.set()
+        assert finished.wait(30), "the turn ended although the server has not answered"
+        assert not handler.gate.is_set()
+    finally:
+        handler.gate.set()  # the abandoned request gets its answer and closes its connection
+    result = events[-1]
+    assert isinstance(result, TurnResult) and result.stop_reason is StopReason.CANCELLED and not result.reply
 
 
 def test_an_unreachable_server_is_a_sentence(store: Store, registry: RemoteRegistry) -> None:
