@@ -108,8 +108,9 @@ class GenerationStats:
 
 
 def model_bytes(path: Path) -> int:
-    """The weights' size on disk: every part of a split model (llama.cpp loads them all from the first)."""
-    return sum(part.stat().st_size for part in split_parts(path))
+    """The weights' size on disk: every part of a split model (llama.cpp loads them all from the first).
+    A missing part counts nothing here: loading it is what says which part is missing, in a sentence."""
+    return sum(part.stat().st_size for part in split_parts(path) if part.is_file())
 
 
 def gpu_offload_supported() -> bool:
@@ -212,6 +213,12 @@ class Engine:
     def load(self, path: Path, options: LoadOptions = LoadOptions()) -> ModelInfo:
         """Load ``path`` (unloading any current model). Raises :class:`ModelError` with a sentence."""
         header = read_gguf(path)  # validates the file before llama.cpp sees it
+        parts = split_parts(path)
+        if missing := [p for p in parts if not p.is_file()]:
+            raise ModelError(
+                f"{path.name} is the first of {len(parts)} parts of one model, and {len(missing)} of them "
+                f"({', '.join(p.name for p in missing)}) are not beside it in {path.parent}. Download the model "
+                "again, or put every part in the same folder.")
         return self._call(lambda: self._load(path, header, options))
 
     def unload(self) -> None:

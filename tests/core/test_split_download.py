@@ -116,3 +116,21 @@ def test_a_paused_set_resumes_at_the_part_it_stopped_in(hub, paths) -> None:
     assert all(rng is None and int(p.rsplit("-of-", 1)[0][-5:]) > int(in_progress) for p, rng in later), \
         "only the parts after it were fetched, each from its start"
     assert len(fetched) == 3 - len(verified)
+
+
+def test_a_split_model_missing_a_part_is_a_sentence_naming_it(parts, tmp_path) -> None:
+    import shutil
+
+    from assistant.engine import Engine, LoadOptions
+    from assistant.engine.runtime import model_bytes
+    from assistant.errors import HavenError
+
+    copies = [Path(shutil.copy(p, tmp_path / p.name)) for p in parts]
+    copies[2].unlink()
+    assert model_bytes(copies[0]) == copies[0].stat().st_size + copies[1].stat().st_size
+    engine = Engine()
+    try:
+        with pytest.raises(HavenError, match=r"first of 3 parts .* 1 of them \(Smol.*-00003-of-00003\.gguf\)"):
+            engine.load(copies[0], LoadOptions(context_length=512))
+    finally:
+        engine.close()
