@@ -21,6 +21,14 @@ def haven_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture
+def paths(haven_home: Path) -> object:
+    """The app's folders under this test's HAVEN_HOME, created."""
+    from assistant.paths import AppPaths
+
+    return AppPaths.from_environment().ensure()
+
+
 @pytest.fixture(scope="session")
 def starter_path() -> Path:
     from assistant.models.registry import find_starter_model

@@ -120,9 +120,12 @@ class OpenAIServer:
         server sends anything, or at the read timeout."""
         handed: queue.SimpleQueue[StreamPiece | BaseException | None] = queue.SimpleQueue()
         left = threading.Event()  # the reader stopped listening: cancelled, or done with the reply
-        worker = threading.Thread(target=self._stream_into, args=(body, handed, lambda: cancel.is_set() or
-                                                                  left.is_set()),
-                                  daemon=True, name="haven-remote-stream")
+
+        def stopped() -> bool:
+            return cancel.is_set() or left.is_set()
+
+        worker = threading.Thread(target=self._stream_into, args=(body, handed, stopped), daemon=True,
+                                  name="haven-remote-stream")
         worker.start()
         try:
             while True:

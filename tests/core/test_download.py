@@ -30,11 +30,6 @@ def hub(tmp_path: Path) -> Iterator[tuple[FakeHub, str]]:
     server.stop()
 
 
-@pytest.fixture
-def paths() -> AppPaths:
-    return AppPaths.from_environment().ensure()
-
-
 def downloader(paths: AppPaths, **kw) -> Downloader:
     kw.setdefault("backoff_seconds", 0.01)
     return Downloader(paths, ModelRegistry(paths), **kw)

@@ -49,11 +49,6 @@ def hub(tmp_path: Path) -> Iterator[tuple[FakeHub, str]]:
 
 
 @pytest.fixture
-def paths() -> AppPaths:
-    return AppPaths.from_environment().ensure()
-
-
-@pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=2) as executor:
         yield executor

@@ -11,7 +11,6 @@ import pytest
 
 from assistant.models.download import Downloader, DownloadError, DownloadSpec, DownloadState
 from assistant.models.registry import ModelRegistry
-from assistant.paths import AppPaths
 from tests.gguf_split import split_gguf
 from tests.hub_server import FakeHub
 
@@ -33,11 +32,6 @@ def hub(parts: list[Path]) -> Iterator[tuple[FakeHub, str]]:
     url = server.start()
     yield server, url
     server.stop()
-
-
-@pytest.fixture
-def paths() -> AppPaths:
-    return AppPaths.from_environment().ensure()
 
 
 def spec(url: str) -> DownloadSpec:
